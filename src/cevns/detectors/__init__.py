@@ -1,0 +1,1 @@
+"""Detector response: quenching, light yield, smearing, efficiency, response matrices."""

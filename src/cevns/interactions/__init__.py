@@ -1,0 +1,1 @@
+"""Interactions: differential cross sections dσ/dT on (T, E_ν) grids."""
