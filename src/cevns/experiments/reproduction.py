@@ -1,0 +1,82 @@
+"""Reproductions of published results: a registry of name -> function returning a :class:`Reproduction`.
+
+A reproduction carries a table (ours beside published), the JSON payload (float keys fixed by the CLI contract),
+and a plotting callback. Experiments register theirs with :func:`register`.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from cevns.errors import UnknownNameError
+
+__all__ = ["Row", "Reproduction", "register", "get_reproduction", "list_reproductions", "REPRODUCTIONS"]
+
+
+@dataclass
+class Row:
+    quantity: str
+    ours: str
+    published: str
+    note: str = ""
+
+
+@dataclass
+class Reproduction:
+    name: str
+    title: str
+    rows: list[Row]
+    results: dict  # JSON payload: floats under the contract keys, plus anything else useful
+    plot: Callable[[Path], list[Path]] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def table(self) -> str:
+        w0 = max(len(r.quantity) for r in self.rows)
+        w1 = max(len(r.ours) for r in self.rows + [Row("", "ours", "")])
+        w2 = max(len(r.published) for r in self.rows + [Row("", "", "published")])
+        lines = [self.title, "", f"{'quantity':<{w0}}  {'ours':>{w1}}  {'published':>{w2}}  note",
+                 "-" * (w0 + w1 + w2 + 10)]
+        lines += [f"{r.quantity:<{w0}}  {r.ours:>{w1}}  {r.published:>{w2}}  {r.note}" for r in self.rows]
+        if self.notes:
+            lines += [""] + [f"* {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def write_json(self, path: Path) -> None:
+        def clean(v):
+            if isinstance(v, float) and not math.isfinite(v):
+                return None
+            if isinstance(v, dict):
+                return {k: clean(x) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return [clean(x) for x in v]
+            if hasattr(v, "item"):
+                return clean(v.item()) if getattr(v, "ndim", 0) == 0 else clean(v.tolist())
+            return v
+
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(clean(self.results), indent=2))
+
+
+#: name -> "module:function" (lazy import, so a missing optional part does not break the CLI)
+REPRODUCTIONS: dict[str, str] = {
+    "coherent-csi-2017": "cevns.experiments.repro_csi2017:reproduce",
+}
+
+
+def register(name: str, target: str) -> None:
+    REPRODUCTIONS[name] = target
+
+
+def list_reproductions() -> list[str]:
+    return sorted(REPRODUCTIONS)
+
+
+def get_reproduction(name: str) -> Callable[..., Reproduction]:
+    if name not in REPRODUCTIONS:
+        raise UnknownNameError("reproduction", name, REPRODUCTIONS)
+    mod, fn = REPRODUCTIONS[name].split(":")
+    return getattr(importlib.import_module(mod), fn)
