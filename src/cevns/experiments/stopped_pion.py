@@ -218,8 +218,13 @@ class StoppedPionPETimeExperiment:
         ]
 
     def _cevns_shape(self, qf: float) -> np.ndarray:
-        t = self.cevns_at_qf(qf)
-        return t / t[self.mask].sum()
+        """CEvNS template normalised to 1 in the ROI, interpolated linearly in qf between normalised grid shapes."""
+        g = self.qf_grid
+        x = min(max(qf, g[0]), g[-1])
+        i = min(max(int(np.searchsorted(g, x)) - 1, 0), len(g) - 2)
+        w = (x - g[i]) / (g[i + 1] - g[i])
+        norm = self.cevns_grid[:, self.mask].sum(axis=1)
+        return (1 - w) * self.cevns_grid[i] / norm[i] + w * self.cevns_grid[i + 1] / norm[i + 1]
 
     def expected(self, x) -> np.ndarray:
         """μ[PE, t] for x = (n_cevns, brn_norm, ss_norm, qf): the CEvNS shape at this quenching factor normalised
