@@ -37,7 +37,7 @@ class RecoilNodes:
         return self.T_MeV / C.keV
 
 
-def recoil_nodes(iso: Isotope, breakpoints_MeV, n_per_panel: int = 24, n_sub_first: int = 3) -> RecoilNodes:
+def recoil_nodes(iso: Isotope, breakpoints_MeV, n_per_panel: int = 16, n_sub_first: int = 3) -> RecoilNodes:
     """Gauss–Legendre nodes on [0, max(breakpoints)], panels split at every breakpoint; the lowest panel is
     split further (``n_sub_first`` geometric sub-panels) because detector thresholds sit at small T."""
     bps = sorted({float(b) for b in breakpoints_MeV if b > 0})
@@ -79,7 +79,7 @@ class FluxKernels:
         return self.events(flavour, iso_name, qw * qw)
 
 
-def flux_kernels(source, components, n_per_panel: int = 24) -> FluxKernels:
+def flux_kernels(source, components, n_per_panel: int = 16) -> FluxKernels:
     """Build K_f(T_i) for every flavour of ``source`` and every (Isotope, number of nuclei) in ``components``.
 
     ``source`` must provide ``flavours``, ``spectrum(f)`` (normalised :class:`~cevns.sources.Spectrum`) and

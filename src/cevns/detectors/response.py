@@ -45,13 +45,24 @@ class PEResponse:
     fine_width_pe: float = 1.0
     gamma_coefs: tuple[float, float] = (0.0749, 9.56)
 
-    def matrix(self, T_keV) -> np.ndarray:
+    def __post_init__(self):
         edges = np.asarray(self.obs_edges_pe, dtype=float)
-        eee = self.quenching.eee_keV(T_keV)
-        mean_pe = self.light_yield_pe_per_keVee * eee
         hi = float(edges[-1])
-        fine_edges = np.arange(0.0, hi + 0.5 * self.fine_width_pe, self.fine_width_pe)
-        centres = 0.5 * (fine_edges[:-1] + fine_edges[1:])
+        self._fine_edges = np.arange(0.0, hi + 0.5 * self.fine_width_pe, self.fine_width_pe)
+        centres = 0.5 * (self._fine_edges[:-1] + self._fine_edges[1:])
+        self._eff = None if self.efficiency is None else np.asarray(self.efficiency(centres), dtype=float)
+        # aggregation matrix from fine bins to observable bins (checked once here)
+        one = np.eye(len(centres))
+        self._agg = aggregate_rows(one, self._fine_edges, edges)
+        if self._eff is not None:
+            self._agg = self._agg * self._eff[None, :]
+
+    def matrix(self, T_keV, quenching=None) -> np.ndarray:
+        """R[obs_bin, node] for recoil nodes T [keVnr]; ``quenching`` overrides the model's (for nuisance grids)."""
+        q = self.quenching if quenching is None else quenching
+        eee = q.eee_keV(T_keV)
+        mean_pe = self.light_yield_pe_per_keVee * eee
+        fine_edges = self._fine_edges
         if self.smearing == "poisson":
             fine = poisson_pe_matrix(mean_pe, len(fine_edges) - 1)
         elif self.smearing == "gamma":
@@ -61,6 +72,4 @@ class PEResponse:
             fine = gaussian_matrix(mean_pe, np.sqrt(np.maximum(mean_pe, 0.0)), fine_edges)
         else:
             raise ConfigError(f"unknown smearing {self.smearing!r}; allowed: poisson, gamma, gaussian")
-        if self.efficiency is not None:
-            fine = fine * self.efficiency(centres)[:, None]
-        return aggregate_rows(fine, fine_edges, edges)
+        return self._agg @ fine

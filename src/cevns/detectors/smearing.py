@@ -8,18 +8,26 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
+from cevns.errors import PhysicsDomainError
+
 __all__ = ["poisson_pe_matrix", "gamma_pe_matrix", "gaussian_matrix"]
 
 
 def poisson_pe_matrix(mean_pe, n_max: int) -> np.ndarray:
     """P[n, i] = Poisson(n; mean_pe[i]) for n = 0 … n_max−1 (photoelectron counting statistics)."""
     mu = np.asarray(mean_pe, dtype=float)
+    if np.any(mu < 0) or not np.all(np.isfinite(mu)):
+        raise PhysicsDomainError("Poisson means must be finite and >= 0")
+    if mu.size and mu.max() < 500:  # recursion p(n) = p(n-1) μ/n: fast, exact to rounding for moderate μ
+        ratios = mu[None, :] / np.arange(1, n_max)[:, None]
+        p = np.empty((n_max, mu.size))
+        p[0] = np.exp(-mu)
+        p[1:] = p[0] * np.cumprod(ratios, axis=0)
+        return p
     n = np.arange(n_max)[:, None]
     with np.errstate(divide="ignore"):
         logp = n * np.log(np.where(mu > 0, mu, 1.0)) - mu - special.gammaln(n + 1.0)
-    p = np.exp(logp)
-    p = np.where(mu[None, :] > 0, p, (n == 0).astype(float))
-    return p
+    return np.where(mu[None, :] > 0, np.exp(logp), (n == 0).astype(float))
 
 
 def gamma_pe_matrix(eee_keV, light_yield_pe_per_keVee: float, edges_pe, a_coef: float = 0.0749, b_coef: float = 9.56):

@@ -20,7 +20,7 @@ from cevns.detectors.response import PEResponse
 from cevns.errors import ConfigError
 from cevns.experiments.releases import data_path, read_grid3, read_table
 from cevns.inference.likelihood import BinnedPoissonLikelihood, Parameter
-from cevns.interactions.cevns import weak_charge
+from cevns.interactions.cevns import nucleon_couplings, nucleon_form_factors
 from cevns.rates import FluxKernels, flux_kernels
 from cevns.sources.stopped_pion import StoppedPionSource, pot_from_beam_energy
 from cevns.targets.materials import material
@@ -38,6 +38,16 @@ def edges_from_spec(b) -> np.ndarray:
 
 def _centres(edges):
     return 0.5 * (edges[:-1] + edges[1:])
+
+
+class _WithQuenching:
+    """A PE response with its quenching model swapped (the cached aggregation/efficiency are reused)."""
+
+    def __init__(self, resp: PEResponse, quenching):
+        self.resp, self.quenching = resp, quenching
+
+    def matrix(self, T_keV):
+        return self.resp.matrix(T_keV, self.quenching)
 
 
 @dataclass
@@ -138,8 +148,13 @@ class StoppedPionPETimeExperiment:
 
     # ---- CEvNS templates -----------------------------------------------------------------------------------
     def response(self, qf: float) -> PEResponse:
-        return PEResponse(ConstantQuenching(qf), self.light_yield, self.pe_edges, "poisson",
-                          lambda x: coherent2017_efficiency(x, **self.eff_params))
+        key = tuple(sorted(self.eff_params.items()))
+        if self._cache.get("response_key") != key:
+            self._cache["response"] = PEResponse(ConstantQuenching(self.spec["detector"]["quenching"]["qf"]),
+                                                 self.light_yield, self.pe_edges, "poisson",
+                                                 lambda x: coherent2017_efficiency(x, **self.eff_params))
+            self._cache["response_key"] = key
+        return _WithQuenching(self._cache["response"], ConstantQuenching(qf))
 
     def cevns_template(self, qf: float | None = None, by_flavour: bool = False, **qw_kwargs):
         """Expected CEvNS counts [PE bin, time bin] (or a dict per flavour) for a quenching factor and weak-charge
@@ -149,12 +164,15 @@ class StoppedPionPETimeExperiment:
         qw_kwargs.setdefault("scheme", tgt.get("coupling_scheme", "pdg"))
         qf = self.spec["detector"]["quenching"]["qf"] if qf is None else qf
         resp = self.response(qf)
+        ff_kw = {k: qw_kwargs.pop(k) for k in ("form_factor_model", "r_p_fm", "r_n_fm") if k in qw_kwargs}
         out = {}
         for iso, _ in self.components:
             nd = self.kernels.nodes[iso.name]
             R = resp.matrix(nd.T_keV)
+            Fp, Fn = nucleon_form_factors(nd.T_MeV, iso, **ff_kw)
             for f in self.source.flavours:
-                qw = weak_charge(nd.T_MeV, iso, f, **qw_kwargs)
+                gp, gn = nucleon_couplings(f, **qw_kwargs)
+                qw = iso.Z * gp * Fp + iso.N * gn * Fn
                 spec_pe = R @ self.kernels.events(f, iso.name, qw * qw)
                 out[f] = out.get(f, 0.0) + np.outer(spec_pe, self.time_pdfs[f])
         return out if by_flavour else sum(out.values())

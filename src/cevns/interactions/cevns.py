@@ -20,7 +20,7 @@ from cevns.targets.form_factors import form_factor, helm_rms_radius_default_fm, 
 from cevns.targets.isotopes import Isotope, isotope as lookup_isotope
 
 __all__ = ["FLAVOURS", "t_max", "e_nu_min", "kinematic_kernel", "nucleon_couplings", "weak_charge", "dsigma_dT",
-           "total_cross_section", "check_flavour"]
+           "total_cross_section", "check_flavour", "nucleon_form_factors"]
 
 FLAVOURS = ("nue", "numu", "nutau", "nuebar", "numubar", "nutaubar")
 
@@ -89,6 +89,19 @@ def nucleon_couplings(flavour: str = "numu", sin2_theta_w: float | None = None, 
     raise UnknownNameError("coupling scheme", scheme, ["pdg", "charge_radius", "tree"])
 
 
+def nucleon_form_factors(T_MeV, iso: Isotope | str, form_factor_model: str = "helm", r_p_fm: float | None = None,
+                         r_n_fm: float | None = None):
+    """(F_p(q), F_n(q)) at recoil T [MeV]; radii default to the Lewin–Smith Helm rms radius of the nucleus."""
+    iso = lookup_isotope(iso)
+    q = q_fm_from_recoil(T_MeV, iso.mass_MeV)
+    r_default = helm_rms_radius_default_fm(iso.A)
+    rp = r_default if r_p_fm is None else r_p_fm
+    rn = r_default if r_n_fm is None else r_n_fm
+    Fp = form_factor(form_factor_model, q, rp, iso.name)
+    Fn = Fp if rn == rp else form_factor(form_factor_model, q, rn, iso.name)
+    return Fp, Fn
+
+
 def weak_charge(T_MeV, iso: Isotope | str, flavour: str = "numu", *, sin2_theta_w: float | None = None,
                 form_factor_model: str = "helm", r_p_fm: float | None = None, r_n_fm: float | None = None,
                 scheme: str = "pdg"):
@@ -99,12 +112,7 @@ def weak_charge(T_MeV, iso: Isotope | str, flavour: str = "numu", *, sin2_theta_
     """
     iso = lookup_isotope(iso)
     gp, gn = nucleon_couplings(flavour, sin2_theta_w, scheme)
-    q = q_fm_from_recoil(T_MeV, iso.mass_MeV)
-    r_default = helm_rms_radius_default_fm(iso.A)
-    rp = r_default if r_p_fm is None else r_p_fm
-    rn = r_default if r_n_fm is None else r_n_fm
-    Fp = form_factor(form_factor_model, q, rp, iso.name)
-    Fn = Fp if rn == rp else form_factor(form_factor_model, q, rn, iso.name)
+    Fp, Fn = nucleon_form_factors(T_MeV, iso, form_factor_model, r_p_fm, r_n_fm)
     return iso.Z * gp * Fp + iso.N * gn * Fn
 
 
