@@ -21,7 +21,16 @@ __all__ = ["BatchedModel", "CombinedBatchedModel", "profile_batch", "batch_poiss
 
 
 def batch_poisson_chi2(mu: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Baker–Cousins χ² per row of mu (P × bins) against n (bins); rows with μ ≤ 0 where n > 0 give +inf."""
+    """Baker–Cousins χ² per row of mu (P × bins) against n (bins, or P × bins for per-row pseudo-data);
+    rows with μ ≤ 0 where n > 0 give +inf."""
+    if np.ndim(n) == 2:
+        pos = n > 0
+        bad = np.any((mu <= 0) & pos, axis=1)
+        mu_safe = np.where(mu > 0, mu, 1e-300)
+        nlogn = np.where(pos, n * np.log(np.where(pos, n, 1.0)), 0.0)
+        out = 2.0 * (mu.sum(axis=1) - n.sum(axis=1) + nlogn.sum(axis=1) - (n * np.log(mu_safe)).sum(axis=1))
+        out[bad] = np.inf
+        return out
     pos = n > 0
     bad = np.any(mu[:, pos] <= 0, axis=1)
     mu_safe = np.where(mu > 0, mu, 1e-300)
@@ -88,16 +97,21 @@ def _as_combined(model) -> CombinedBatchedModel:
 
 
 def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start: np.ndarray | None = None,
-                  tol: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+                  tol: float = 1e-4, observed: list[np.ndarray] | None = None,
+                  size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Profile all nuisances at every point. Returns (χ² (P,), ν̂ (P, m)).
 
-    physics: name → (P,) arrays (scalars broadcast); start: (P, m) warm start (default: nuisance defaults).
+    physics: name → (P,) arrays (scalars broadcast); start: (P, m) warm start (default: nuisance defaults);
+    observed: per part, a (P, bins) array of pseudo-data replacing the model's data (toys, Asimov);
+    size: number of points when every physics value is a scalar (e.g. toys at one θ).
     """
     model = _as_combined(model)
     sizes = {np.size(v) for v in physics.values()} - {1}
     if len(sizes) > 1:
         raise ConfigError(f"physics parameter arrays have different lengths {sorted(sizes)}")
-    P = sizes.pop() if sizes else 1
+    P = sizes.pop() if sizes else (size or 1)
+    if observed is not None:
+        P = max(P, max(o.shape[0] for o in observed))
     phys = {k: np.broadcast_to(np.asarray(v, dtype=float).ravel(), (P,)) for k, v in physics.items()}
     nu_list = model.nuisances
     m = len(nu_list)
@@ -113,8 +127,10 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
     def parts_mu(nu_):
         return [part.expected(st, nu_[:, mp]) for part, st, mp in zip(model.parts, states, model._maps)]
 
+    obs = [part.observed for part in model.parts] if observed is None else [np.asarray(o, float) for o in observed]
+
     def chi2_of(mus, nu_):
-        c = sum(batch_poisson_chi2(mu, part.observed) for mu, part in zip(mus, model.parts))
+        c = sum(batch_poisson_chi2(mu, o) for mu, o in zip(mus, obs))
         return c + (((nu_ - cmean) ** 2) * cinv2).sum(axis=1)
 
     mus = parts_mu(nu)
@@ -123,10 +139,9 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
         grad = 2.0 * (nu - cmean) * cinv2
         fisher = np.zeros((P, m, m))
         fisher[:, np.arange(m), np.arange(m)] = 2.0 * cinv2
-        for part, st, mp, mu0 in zip(model.parts, states, model._maps, mus):
+        for part, st, mp, mu0, n in zip(model.parts, states, model._maps, mus, obs):
             if len(mp) == 0:
                 continue
-            n = part.observed
             mu0s = np.maximum(mu0, 1e-12)
             J = np.empty((P, mu0.shape[1], len(mp)))
             for j, gj in enumerate(mp):
@@ -134,7 +149,7 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
                 nu_h = nu.copy()
                 nu_h[:, gj] += h
                 J[:, :, j] = (part.expected(st, nu_h[:, mp]) - mu0) / h
-            w = 1.0 - n[None, :] / mu0s
+            w = 1.0 - np.atleast_2d(n) / mu0s
             grad[:, mp] += 2.0 * np.einsum("pb,pbj->pj", w, J)
             fisher[:, mp[:, None], mp[None, :]] += 2.0 * np.einsum("pb,pbj,pbk->pjk", 1.0 / mu0s, J, J)
         fisher += 1e-12 * np.eye(m)
