@@ -23,6 +23,7 @@ SPEC_DIR = _HERE / "specs"
 #: spec kind -> "module:Class" with a ``from_spec(spec, data_root=None)`` classmethod
 BUILDERS: dict[str, str] = {
     "stopped_pion_pe_time": "cevns.experiments.stopped_pion:StoppedPionPETimeExperiment",
+    "stopped_pion_pe_time_events": "cevns.experiments.csi2021:StoppedPionEventsExperiment",
 }
 
 

@@ -64,6 +64,7 @@ class Reproduction:
 #: name -> "module:function" (lazy import, so a missing optional part does not break the CLI)
 REPRODUCTIONS: dict[str, str] = {
     "coherent-csi-2017": "cevns.experiments.repro_csi2017:reproduce",
+    "coherent-csi-2021": "cevns.experiments.repro_csi2021:reproduce",
 }
 
 

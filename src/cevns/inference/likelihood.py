@@ -126,7 +126,7 @@ class BinnedPoissonLikelihood(Likelihood):
             mu = mu[self.mask]
         mu = mu.ravel()
         mpos = mu[self._pos]
-        if np.any(mpos <= 0):
+        if mpos.size and mpos.min() <= 0:
             return float("inf")
         return 2.0 * (float(mu.sum()) - float(self._npos @ np.log(mpos)) + self._const)
 
