@@ -102,3 +102,22 @@ def flux_kernels(source, components, n_per_panel: int = 16) -> FluxKernels:
             folded = sp.fold(lambda E: kinematic_kernel(nd.T_MeV[:, None], E, M), emin)
             kernels[(f, iso.name)] = source.fluence_per_cm2(f) * n_nuclei * nd.weights_MeV * folded
     return FluxKernels(nodes, kernels, tuple(spectra))
+
+
+def fold_kernel(source, fk: FluxKernels, components, kernel_fn, flux_weight=None) -> dict[tuple[str, str], np.ndarray]:
+    """Flux-integrated kernel for another kinematic function ``kernel_fn(T_MeV, E_MeV, M_MeV)`` on the nodes of ``fk``:
+    fluence × N × w_i × ∫ pdf(E) kernel(T_i, E) dE (e.g. the magnetic-moment 1/T − 1/E kernel). ``flux_weight``
+    (optional, callable (flavour, E) → factor) multiplies the spectrum, e.g. an oscillation probability."""
+    out = {}
+    for iso, n_nuclei in components:
+        nd = fk.nodes[iso.name]
+        M = iso.mass_MeV
+        emin = e_nu_min(nd.T_MeV, M)
+        for f in fk.flavours:
+            sp = source.spectrum(f)
+            if flux_weight is None:
+                g = lambda E: kernel_fn(nd.T_MeV[:, None], E, M)  # noqa: E731
+            else:
+                g = lambda E, f=f: kernel_fn(nd.T_MeV[:, None], E, M) * flux_weight(f, E)  # noqa: E731
+            out[(f, iso.name)] = source.fluence_per_cm2(f) * n_nuclei * nd.weights_MeV * sp.fold(g, emin)
+    return out

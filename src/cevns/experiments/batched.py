@@ -13,6 +13,7 @@ __all__ = ["BATCHED_BUILDERS", "build_batched_model", "register_batched"]
 #: experiment name -> "module:function(experiment, physics_names, **options) -> BatchedModel"
 BATCHED_BUILDERS: dict[str, str] = {
     "coherent-csi-2017": "cevns.experiments.stopped_pion:batch_model_csi2017",
+    "coherent-csi-2021": "cevns.experiments.batched_models:batch_model_csi2021",
 }
 
 

@@ -275,18 +275,6 @@ class StoppedPionPETimeExperiment:
         return BinnedPoissonLikelihood(self.name, self.parameters(), self.expected_roi, self.observed[self.mask])
 
 
-def _sm_qw2_batch(physics: dict, iso, flavour: str, T_MeV, form_factor_model: str, scheme: str) -> np.ndarray:
-    """Q_W² on the recoil nodes for a batch of sin²θ_W values (the only SM physics parameter here), shape (P, nodes)."""
-    s2 = np.atleast_1d(physics.get("sin2_theta_w", np.array([np.nan])))
-    Fp, Fn = nucleon_form_factors(T_MeV, iso, form_factor_model)
-    gp0, gn = nucleon_couplings(flavour, None, scheme)
-    from cevns import constants as _C
-
-    gp = np.where(np.isnan(s2), gp0, gp0 - 2.0 * (s2 - _C.SIN2_THETA_W_0))
-    qw = iso.Z * gp[:, None] * Fp[None, :] + iso.N * gn * Fn[None, :]
-    return qw * qw
-
-
 def batch_model_csi2017(exp: StoppedPionPETimeExperiment, physics_names=("sin2_theta_w",), qw2_fn=None):
     """Batched model of a stopped-pion PE × time experiment with predicted (not free) CEvNS counts:
     μ = flux_norm · S(θ, qf) + brn_norm · B + ss_norm · SS. Nuisances: sns_flux_norm, brn_norm, ss_norm, qf."""
@@ -294,7 +282,14 @@ def batch_model_csi2017(exp: StoppedPionPETimeExperiment, physics_names=("sin2_t
 
     tgt = exp.spec["target"]
     ff, scheme = tgt.get("form_factor", "helm"), tgt.get("coupling_scheme", "pdg")
-    qw2_fn = qw2_fn or (lambda phys, iso, f, T: _sm_qw2_batch(phys, iso, f, T, ff, scheme))
+    if qw2_fn is None:
+        from cevns.interactions.terms import rate_terms
+
+        def qw2_fn(phys, iso, f, T):
+            terms = rate_terms(phys, iso, f, T, ff, scheme)
+            if set(terms) != {"sm"}:
+                raise ConfigError(f"{exp.name}: only weak-charge models (kernel 'sm') are supported here, got {sorted(terms)}")
+            return terms["sm"]
     m = exp.mask
     # M[k][(f, iso)]: (ROI bins, nodes) for every quenching grid value k: signal = Σ M @ qw2
     mats = []

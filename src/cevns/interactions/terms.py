@@ -1,0 +1,67 @@
+"""Physics parameters → per-node weights of each flux-folded kernel, batched over parameter points.
+
+The rate of every model is Σ_k w_k(θ; T) ⊗ K_k(T), where K_k are flux-integrated kinematic kernels computed once per
+source and target (``"sm"``: G_F²M/π(1 − T/E − MT/2E²), the CEvNS kernel of :mod:`cevns.interactions.cevns`; other
+models add their own kernels, e.g. the magnetic moment's 1/T − 1/E) and w_k are weights on the recoil nodes that
+carry all the dependence on θ (for the SM kernel: the effective weak charge squared). Everything is vectorised over
+a leading axis of P parameter points.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from cevns import constants as C
+from cevns.errors import UnknownNameError
+from cevns.interactions.cevns import nucleon_couplings, nucleon_form_factors
+
+__all__ = ["rate_terms", "sm_charge_parts", "RADIUS_PARAMS"]
+
+#: neutron-radius parameters by element symbol (fm)
+RADIUS_PARAMS = {"Cs": "rn_Cs", "I": "rn_I", "Ar": "rn_Ar"}
+
+
+def _vec(phys: dict, name: str, P: int):
+    v = phys.get(name)
+    return None if v is None else np.broadcast_to(np.asarray(v, float).ravel(), (P,))
+
+
+def sm_charge_parts(phys: dict, iso, flavour: str, T_MeV, form_factor_model: str = "helm", scheme: str = "pdg"):
+    """(Z g_V^p(θ) F_p, N g_V^n F_n(θ)) on the nodes, shape (P, nodes) each: sin²θ_W shifts g_V^p by its tree-level
+    slope (arXiv:1708.01294 Eq. (1)); ``rn_<El>`` replaces the neutron rms radius of the form factor."""
+    P = max([np.size(v) for v in phys.values()] + [1])
+    T = np.asarray(T_MeV, float)
+    gp0, gn = nucleon_couplings(flavour, None, scheme)
+    s2 = _vec(phys, "sin2_theta_w", P)
+    gp = np.full(P, gp0) if s2 is None else gp0 - 2.0 * (s2 - C.SIN2_THETA_W_0)
+    Fp, Fn0 = nucleon_form_factors(T, iso, form_factor_model)
+    prot = iso.Z * gp[:, None] * Fp[None, :]
+    rn_name = RADIUS_PARAMS.get(iso.symbol)
+    rn = _vec(phys, rn_name, P) if rn_name else None
+    if rn is None:
+        neut = np.broadcast_to(iso.N * gn * Fn0[None, :], (P, len(T)))
+    else:
+        uniq, inv = np.unique(rn, return_inverse=True)
+        tab = np.stack([nucleon_form_factors(T, iso, form_factor_model, r_n_fm=float(r))[1] for r in uniq])
+        neut = iso.N * gn * tab[inv]
+    return prot, neut
+
+
+def rate_terms(phys: dict, iso, flavour: str, T_MeV, form_factor_model: str = "helm", scheme: str = "pdg",
+               kernels: tuple[str, ...] = ("sm",)) -> dict[str, np.ndarray]:
+    """Weights on the recoil nodes for each kernel name, shape (P, nodes): {'sm': Q_W,eff², ...}.
+
+    Parameters not given keep their SM value. Known here: sin2_theta_w, rn_Cs, rn_I, rn_Ar; the BSM models of
+    :mod:`cevns.physics_params` extend this through :func:`cevns.physics_params.bsm_rate_terms` when present.
+    """
+    try:
+        from cevns.physics_params import bsm_rate_terms  # the BSM layer (NSI, magnetic moment, mediators)
+    except ImportError:  # pragma: no cover - only while the BSM layer is absent
+        bsm_rate_terms = None
+    bsm_names = {k for k in phys if k not in ("sin2_theta_w",) and k not in RADIUS_PARAMS.values()}
+    if bsm_names:
+        if bsm_rate_terms is None:
+            raise UnknownNameError("physics parameter", sorted(bsm_names)[0], ["sin2_theta_w", *RADIUS_PARAMS.values()])
+        return bsm_rate_terms(phys, iso, flavour, T_MeV, form_factor_model=form_factor_model, scheme=scheme)
+    prot, neut = sm_charge_parts(phys, iso, flavour, T_MeV, form_factor_model, scheme)
+    q = prot + neut
+    return {"sm": q * q}
