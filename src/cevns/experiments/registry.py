@@ -24,6 +24,7 @@ SPEC_DIR = _HERE / "specs"
 BUILDERS: dict[str, str] = {
     "stopped_pion_pe_time": "cevns.experiments.stopped_pion:StoppedPionPETimeExperiment",
     "stopped_pion_pe_time_events": "cevns.experiments.csi2021:StoppedPionEventsExperiment",
+    "released_templates": "cevns.experiments.templates:ReleasedTemplatesExperiment",
 }
 
 

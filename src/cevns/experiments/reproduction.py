@@ -65,6 +65,7 @@ class Reproduction:
 REPRODUCTIONS: dict[str, str] = {
     "coherent-csi-2017": "cevns.experiments.repro_csi2017:reproduce",
     "coherent-csi-2021": "cevns.experiments.repro_csi2021:reproduce",
+    "coherent-ar-2020": "cevns.experiments.repro_ar2020:reproduce",
 }
 
 

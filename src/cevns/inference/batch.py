@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from cevns.errors import ConfigError
-from cevns.inference.likelihood import Parameter
+from cevns.inference.likelihood import Parameter, _same_constraint
 
 __all__ = ["BatchedModel", "CombinedBatchedModel", "profile_batch", "batch_poisson_chi2"]
 
@@ -75,7 +75,7 @@ class CombinedBatchedModel:
         nuis: dict[str, Parameter] = {}
         for part in flat:
             for q in part.nuisances:
-                if q.name in nuis and nuis[q.name].constraint != q.constraint:
+                if q.name in nuis and not _same_constraint(nuis[q.name].constraint, q.constraint):
                     raise ConfigError(f"shared nuisance {q.name!r} has different constraints: "
                                       f"{nuis[q.name].constraint} vs {q.constraint}")
                 nuis.setdefault(q.name, q)

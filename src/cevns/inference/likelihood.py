@@ -7,6 +7,7 @@ likelihood whose parameters are shared by name (a shared parameter must carry th
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
@@ -131,6 +132,12 @@ class BinnedPoissonLikelihood(Likelihood):
         return 2.0 * (float(mu.sum()) - float(self._npos @ np.log(mpos)) + self._const)
 
 
+def _same_constraint(a, b) -> bool:
+    if a is None or b is None:
+        return a is b
+    return all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12) for x, y in zip(a, b))
+
+
 class CombinedLikelihood(Likelihood):
     """Sum of likelihoods; parameters are merged by name, in order of first appearance."""
 
@@ -145,7 +152,7 @@ class CombinedLikelihood(Likelihood):
             for prm in part.parameters:
                 if prm.name in params:
                     old = params[prm.name]
-                    if old.constraint != prm.constraint:
+                    if not _same_constraint(old.constraint, prm.constraint):
                         raise ConfigError(f"shared parameter {prm.name!r} has different constraints in the combined "
                                           f"likelihoods: {old.constraint} vs {prm.constraint}")
                 else:
