@@ -14,6 +14,7 @@ __all__ = ["BATCHED_BUILDERS", "build_batched_model", "register_batched"]
 BATCHED_BUILDERS: dict[str, str] = {
     "coherent-csi-2017": "cevns.experiments.stopped_pion:batch_model_csi2017",
     "coherent-csi-2021": "cevns.experiments.batched_models:batch_model_csi2021",
+    "coherent-ar-2020": "cevns.experiments.batched_models:batch_model_released_templates",
 }
 
 

@@ -97,3 +97,81 @@ def batch_model_csi2021(exp, physics_names=("sin2_theta_w",), kernels=("sm",)):
         return mu.reshape(P, -1) + nu[:, 9, None] * ss[None, :]
 
     return BatchedModel(exp.name, list(physics_names), nuis, exp.observed.ravel(), expected, prepare)
+
+
+def batch_model_released_templates(exp, physics_names=("sin2_theta_w",), kernels=("sm",)):
+    """Batched model of a released-template experiment (CENNS-10 Analysis A): the released CEvNS template (with its
+    shape-variant nuisances) times the ratio r[E, t](θ) = N_engine(θ)/N_engine(SM) per (energy, time) bin of our own
+    engine prediction, so new physics changes the rate and the energy/time (flavour) shape but keeps the
+    collaboration's SM normalisation and detector model. Nuisances: sns_flux_norm, the signal's other normalisation,
+    background normalisations and shape variants (names as in its likelihood)."""
+    eng = exp.engine
+    if eng is None:
+        from cevns.errors import ConfigError
+
+        raise ConfigError(f"spec {exp.name}: physics scans need the spec's 'engine' section")
+    if not hasattr(eng, "_cache"):
+        eng._cache = {}
+    kern = kernel_sets(eng, kernels)
+    flav = list(eng.flavours)
+    tp = {f: eng.time_pdf(f) for f in flav}
+    mats = {}
+    for iso, _ in eng.components:
+        R = eng.response(eng.kernels.nodes[iso.name].T_keV)
+        for k in kernels:
+            for f in flav:
+                mats[(k, f, iso.name)] = R * kern[k][(f, iso.name)][None, :]
+    ie, it = exp.engine_axes
+    shape = tuple(exp.shape)
+
+    def engine_et(phys):
+        P = max([np.size(v) for v in phys.values()] + [1])
+        out = 0.0
+        for iso, _ in eng.components:
+            T = eng.kernels.nodes[iso.name].T_MeV
+            for f in flav:
+                for k, w in rate_terms(phys, iso, f, T, eng.form_factor, eng.scheme, kernels).items():
+                    pe = np.broadcast_to(w, (P, len(T))) @ mats[(k, f, iso.name)].T  # (P, nE)
+                    out = out + pe[:, :, None] * tp[f][None, None, :]
+        return out  # (P, nE, nT)
+
+    sm = engine_et({})[0]
+    sig_params = exp.signal_parameters("xsec_scale")[1:]  # flux, other normalisation
+    nuis = list(sig_params) + exp.nuisance_parameters()
+    ns = len(sig_params)
+    packed = exp._packed()
+    bg_pos = {n: ns + i for i, n in enumerate(exp.backgrounds)}
+    observed = exp.observed.ravel()
+
+    def to_full(r):  # (P, nE, nT) -> (P, nbins) broadcast over the other axes
+        P = r.shape[0]
+        idx = [np.newaxis] * len(shape)
+        full_shape = [1] * len(shape)
+        full_shape[ie], full_shape[it] = shape[ie], shape[it]
+        rr = r if ie < it else np.swapaxes(r, 1, 2)
+        rr = rr.reshape((P,) + tuple(full_shape))
+        return np.broadcast_to(rr, (P,) + shape).reshape(P, -1)
+
+    def prepare(phys):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.where(sm[None] > 0, engine_et(phys) / np.where(sm > 0, sm, 1.0)[None], 1.0)
+        return to_full(r)
+
+    def expected(ratio, nu):
+        P = nu.shape[0]
+        if ratio.shape[0] != P:
+            ratio = np.broadcast_to(ratio, (P, ratio.shape[1]))
+        mu = np.zeros((P, observed.size))
+        for n, nom, dp, dm, idx in packed:
+            t = nom[None, :]
+            if len(idx):
+                th = nu[:, idx + ns]  # shape-variant pulls (idx counts from the start of the nuisance block)
+                t = nom[None, :] + np.maximum(th, 0.0) @ dp + np.minimum(th, 0.0) @ dm
+            t = np.maximum(t, 0.0)
+            if n == exp.signal:
+                mu += (nu[:, 0] * nu[:, 1])[:, None] * t * ratio
+            else:
+                mu += nu[:, bg_pos[n], None] * t
+        return mu
+
+    return BatchedModel(exp.name, list(physics_names), nuis, observed, expected, prepare)
