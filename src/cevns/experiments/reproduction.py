@@ -63,6 +63,7 @@ class Reproduction:
 
 #: name -> "module:function" (lazy import, so a missing optional part does not break the CLI)
 REPRODUCTIONS: dict[str, str] = {
+    "coherent-combined": "cevns.experiments.repro_combined:reproduce",
     "coherent-csi-2017": "cevns.experiments.repro_csi2017:reproduce",
     "coherent-csi-2021": "cevns.experiments.repro_csi2021:reproduce",
     "coherent-ar-2020": "cevns.experiments.repro_ar2020:reproduce",
