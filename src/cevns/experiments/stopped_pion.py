@@ -327,4 +327,5 @@ def batch_model_csi2017(exp: StoppedPionPETimeExperiment, physics_names=("sin2_t
         sig = (1 - w)[:, None] * sig_k[i, np.arange(P)] + w[:, None] * sig_k[i + 1, np.arange(P)]
         return nu[:, :1] * sig + nu[:, 1:2] * brn[None, :] + nu[:, 2:3] * ss[None, :]
 
-    return BatchedModel(exp.name, list(physics_names), nuis, exp.observed[m], expected, prepare)
+    return BatchedModel(exp.name, list(physics_names), nuis, exp.observed[m], expected, prepare,
+                        take_state=lambda st, idx: st if st.shape[1] == 1 else st[:, idx])

@@ -54,6 +54,10 @@ class BatchedModel:
     observed: np.ndarray
     expected: Callable[[object, np.ndarray], np.ndarray]
     prepare: Callable[[dict], object] = lambda phys: phys
+    #: optional (state, nu) -> (mu (P, bins), J (P, bins, m)): analytic Jacobian, used instead of finite differences
+    value_and_jacobian: Callable[[object, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
+    #: optional (state, idx) -> state of the points idx (default: a state array with the points on axis 0)
+    take_state: Callable[[object, np.ndarray], object] | None = None
 
     def __add__(self, other) -> "CombinedBatchedModel":
         return CombinedBatchedModel([self, other])
@@ -92,6 +96,19 @@ class CombinedBatchedModel:
         return CombinedBatchedModel([self, other])
 
 
+def _take(part, state, idx, n):
+    """The state of a subset of points: a model may define ``take_state``; otherwise arrays (or tuples of arrays)
+    whose axis of length n is the point axis are indexed along it (re-preparing is the fallback)."""
+    if getattr(part, "take_state", None) is not None:
+        return part.take_state(state, idx)
+
+    if isinstance(state, np.ndarray) and state.shape[0] == n:
+        return state[idx]
+    if isinstance(state, np.ndarray) and state.shape[0] == 1:
+        return state  # a single physics point broadcast over all nuisance points
+    raise ConfigError(f"model {part.name}: cannot select points of its state; give the model a take_state")
+
+
 def _as_combined(model) -> CombinedBatchedModel:
     return model if isinstance(model, CombinedBatchedModel) else CombinedBatchedModel([model])
 
@@ -122,57 +139,72 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
     steps = np.array([max(abs(q.step), 1e-6) for q in nu_list]) * 1e-2
     nu = np.tile([q.value for q in nu_list], (P, 1)) if start is None else np.array(start, dtype=float)
 
-    states = [part.prepare({k: v for k, v in phys.items()}) for part in model.parts]
+    obs_all = [part.observed for part in model.parts] if observed is None else [np.asarray(o, float) for o in observed]
 
-    def parts_mu(nu_):
-        return [part.expected(st, nu_[:, mp]) for part, st, mp in zip(model.parts, states, model._maps)]
+    def sub_obs(idx):
+        return [o if o.ndim == 1 else o[idx] for o in obs_all]
 
-    obs = [part.observed for part in model.parts] if observed is None else [np.asarray(o, float) for o in observed]
+    def prepare(idx):
+        return [part.prepare({k: v[idx] for k, v in phys.items()}) for part in model.parts]
 
-    def chi2_of(mus, nu_):
-        c = sum(batch_poisson_chi2(mu, o) for mu, o in zip(mus, obs))
+    def parts_mu(states_, nu_):
+        return [part.expected(st, nu_[:, mp]) for part, st, mp in zip(model.parts, states_, model._maps)]
+
+    def chi2_of(mus_, nu_, obs_):
+        c = sum(batch_poisson_chi2(mu, o) for mu, o in zip(mus_, obs_))
         return c + (((nu_ - cmean) ** 2) * cinv2).sum(axis=1)
 
-    mus = parts_mu(nu)
-    chi = chi2_of(mus, nu)
-    for _ in range(n_iter):
-        grad = 2.0 * (nu - cmean) * cinv2
-        fisher = np.zeros((P, m, m))
+    idx_all = np.arange(P)
+    states = prepare(idx_all)
+    chi = chi2_of(parts_mu(states, nu), nu, obs_all)
+    active = idx_all
+    for it in range(n_iter):
+        # points still improving are iterated; converged ones are left alone (active set shrinks)
+        if it > 0:
+            states = prepare(active)
+        n_act = active.size
+        a_nu, a_chi, a_obs = nu[active], chi[active], sub_obs(active)
+        a_mus = parts_mu(states, a_nu)
+        grad = 2.0 * (a_nu - cmean) * cinv2
+        fisher = np.zeros((n_act, m, m))
         fisher[:, np.arange(m), np.arange(m)] = 2.0 * cinv2
-        for part, st, mp, mu0, n in zip(model.parts, states, model._maps, mus, obs):
+        for part, st, mp, mu0, n in zip(model.parts, states, model._maps, a_mus, a_obs):
             if len(mp) == 0:
                 continue
             mu0s = np.maximum(mu0, 1e-12)
-            J = np.empty((P, mu0.shape[1], len(mp)))
-            for j, gj in enumerate(mp):
-                h = steps[gj]
-                nu_h = nu.copy()
-                nu_h[:, gj] += h
-                J[:, :, j] = (part.expected(st, nu_h[:, mp]) - mu0) / h
+            if part.value_and_jacobian is not None:
+                J = part.value_and_jacobian(st, a_nu[:, mp])[1]
+            else:
+                J = np.empty((n_act, mu0.shape[1], len(mp)))
+                for j, gj in enumerate(mp):
+                    h = steps[gj]
+                    nu_h = a_nu.copy()
+                    nu_h[:, gj] += h
+                    J[:, :, j] = (part.expected(st, nu_h[:, mp]) - mu0) / h
             w = 1.0 - np.atleast_2d(n) / mu0s
-            grad[:, mp] += 2.0 * np.einsum("pb,pbj->pj", w, J)
-            fisher[:, mp[:, None], mp[None, :]] += 2.0 * np.einsum("pb,pbj,pbk->pjk", 1.0 / mu0s, J, J)
+            grad[:, mp] += 2.0 * np.matmul(w[:, None, :], J)[:, 0, :]
+            Jw = J / mu0s[:, :, None]
+            fisher[:, mp[:, None], mp[None, :]] += 2.0 * np.matmul(Jw.transpose(0, 2, 1), J)  # batched BLAS
         fisher += 1e-12 * np.eye(m)
         delta = -np.linalg.solve(fisher, grad[..., None])[..., 0]
-        improved = np.zeros(P, bool)
-        lam = np.ones(P)
-        best_nu, best_chi, best_mus = nu, chi, mus
+        best_nu, best_chi = a_nu.copy(), a_chi.copy()
+        pending = np.arange(n_act)  # positions (within the active set) still looking for a better point
+        lam = 1.0
         for _half in range(6):  # damped step: halve where χ² does not decrease
-            trial = np.clip(nu + lam[:, None] * delta, lo, hi)
-            tmus = parts_mu(trial)
-            tchi = chi2_of(tmus, trial)
-            ok = tchi <= best_chi
-            sel = ok & ~improved
-            if np.any(sel):
-                best_nu = np.where(sel[:, None], trial, best_nu)
-                best_chi = np.where(sel, tchi, best_chi)
-                best_mus = [np.where(sel[:, None], tm, bm) for tm, bm in zip(tmus, best_mus)]
-                improved |= sel
-            if improved.all():
+            trial = np.clip(a_nu[pending] + lam * delta[pending], lo, hi)
+            st_p = states if pending.size == n_act else [_take(part, st, pending, n_act)
+                                                         for part, st in zip(model.parts, states)]
+            tchi = chi2_of(parts_mu(st_p, trial), trial, [o if o.ndim == 1 else o[pending] for o in a_obs])
+            ok = tchi <= best_chi[pending]
+            best_nu[pending[ok]] = trial[ok]
+            best_chi[pending[ok]] = tchi[ok]
+            pending = pending[~ok]
+            if pending.size == 0:
                 break
-            lam = np.where(improved, lam, lam * 0.5)
-        gain = chi - best_chi
-        nu, chi, mus = best_nu, best_chi, best_mus
-        if np.all(gain < tol):
+            lam *= 0.5
+        gain = a_chi - best_chi
+        nu[active], chi[active] = best_nu, best_chi
+        active = active[gain >= tol]
+        if active.size == 0:
             break
     return chi, nu

@@ -106,21 +106,28 @@ def _grid(axes: dict[str, np.ndarray]):
     return names, mesh[0].shape, {n: m for n, m in zip(names, mesh)}
 
 
-def _profile_rows(recipe_or_model, phys_rows: dict[str, np.ndarray], fixed: dict, n_iter: int):
-    """Profile a block of rows (R, C): row r warm-starts from row r−1's nuisances. Returns (χ² (R, C), ν̂ (R, C, m))."""
+def _profile_rows(recipe_or_model, phys_rows: dict[str, np.ndarray], fixed: dict, n_iter: int,
+                  target_batch: int = 2048):
+    """Profile a block of rows (R, C). Rows are profiled in batches of about ``target_batch`` points; each batch
+    is warm-started from the profiled nuisances of the last row before it (its neighbours along the first axis).
+    Returns (χ² (R, C), ν̂ (R, C, m))."""
     model = recipe_or_model.build() if isinstance(recipe_or_model, ModelRecipe) else recipe_or_model
     R, Ccols = next(iter(phys_rows.values())).shape
+    step = max(1, target_batch // max(Ccols, 1))
     chi = np.empty((R, Ccols))
     nus = None
-    start = None
-    for r in range(R):
-        phys = {k: v[r] for k, v in phys_rows.items()}
-        phys.update({k: np.full(Ccols, float(v)) for k, v in fixed.items()})
+    last = None
+    for a in range(0, R, step):
+        b = min(a + step, R)
+        phys = {k: v[a:b].ravel() for k, v in phys_rows.items()}
+        phys.update({k: np.full((b - a) * Ccols, float(v)) for k, v in fixed.items()})
+        start = None if last is None else np.tile(last, (b - a, 1))
         c, nu = profile_batch(model, phys, n_iter=n_iter, start=start)
         if nus is None:
             nus = np.empty((R, Ccols, nu.shape[1]))
-        chi[r], nus[r] = c, nu
-        start = nu
+        chi[a:b] = c.reshape(b - a, Ccols)
+        nus[a:b] = nu.reshape(b - a, Ccols, -1)
+        last = nus[b - 1]
     return chi, nus
 
 
@@ -150,7 +157,7 @@ def scan(model, axes: dict[str, np.ndarray], fixed: dict | None = None, progress
         flat_rows = {k: v.reshape(n0, -1) for k, v in mesh.items()}
         ncols = flat_rows[names[0]].shape[1]
         if rows_per_chunk is None:
-            rows_per_chunk = max(1, min(n0, 8192 // max(ncols, 1)))
+            rows_per_chunk = n0 if scheduler in (None, "serial") else max(1, n0 // 8)
         chunks = [(i, min(i + rows_per_chunk, n0)) for i in range(0, n0, rows_per_chunk)]
         blocks = [{k: v[a:b] for k, v in flat_rows.items()} for a, b in chunks]
         results = _run_blocks(model, blocks, fixed, n_iter, progress, scheduler, desc="scan " + " × ".join(names))
