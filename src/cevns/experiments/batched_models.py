@@ -23,7 +23,7 @@ def kernel_sets(exp, names) -> dict[str, dict]:
     cache = exp._cache.setdefault("kernel_sets", {"sm": exp.kernels.kernels})
     for name in names:
         if name not in cache:
-            from cevns.physics_params import KERNELS  # kinematic functions of the BSM layer
+            from cevns.interactions.bsm import KERNELS  # kinematic functions of the BSM layer
 
             cache[name] = fold_kernel(exp.source, exp.kernels, exp.components, KERNELS[name])
     return cache
@@ -41,10 +41,13 @@ def _bracket(grid, x):
     return i, u - i
 
 
-def batch_model_csi2021(exp, physics_names=("sin2_theta_w",), kernels=("sm",)):
+def batch_model_csi2021(exp, physics_names=("sin2_theta_w",), kernels=None):
     """Batched model of COHERENT CsI 2021 (:class:`cevns.experiments.csi2021.StoppedPionEventsExperiment`).
 
     Nuisances (names as in its likelihood): sns_flux_norm and the csi21_* detector/background parameters."""
+    from cevns.interactions.bsm import kernels_for
+
+    kernels = kernels or kernels_for(physics_names)
     flav = list(exp.flavours)
     comp = exp._comp_idx  # 0 prompt, 1 delayed per flavour
     ff, scheme = exp.form_factor, exp.scheme
@@ -154,12 +157,15 @@ def batch_model_csi2021(exp, physics_names=("sin2_theta_w",), kernels=("sm",)):
                         value_and_jacobian, take_state)
 
 
-def batch_model_released_templates(exp, physics_names=("sin2_theta_w",), kernels=("sm",)):
+def batch_model_released_templates(exp, physics_names=("sin2_theta_w",), kernels=None):
     """Batched model of a released-template experiment (CENNS-10 Analysis A): the released CEvNS template (with its
     shape-variant nuisances) times the ratio r[E, t](θ) = N_engine(θ)/N_engine(SM) per (energy, time) bin of our own
     engine prediction, so new physics changes the rate and the energy/time (flavour) shape but keeps the
     collaboration's SM normalisation and detector model. Nuisances: sns_flux_norm, the signal's other normalisation,
     background normalisations and shape variants (names as in its likelihood)."""
+    from cevns.interactions.bsm import kernels_for
+
+    kernels = kernels or kernels_for(physics_names)
     eng = exp.engine
     if eng is None:
         from cevns.errors import ConfigError

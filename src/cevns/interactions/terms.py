@@ -51,17 +51,14 @@ def rate_terms(phys: dict, iso, flavour: str, T_MeV, form_factor_model: str = "h
     """Weights on the recoil nodes for each kernel name, shape (P, nodes): {'sm': Q_W,eff², ...}.
 
     Parameters not given keep their SM value. Known here: sin2_theta_w, rn_Cs, rn_I, rn_Ar; the BSM models of
-    :mod:`cevns.physics_params` extend this through :func:`cevns.physics_params.bsm_rate_terms` when present.
+    :mod:`cevns.interactions.bsm` extend this through :func:`cevns.interactions.bsm.bsm_rate_terms`.
     """
-    try:
-        from cevns.physics_params import bsm_rate_terms  # the BSM layer (NSI, magnetic moment, mediators)
-    except ImportError:  # pragma: no cover - only while the BSM layer is absent
-        bsm_rate_terms = None
     bsm_names = {k for k in phys if k not in ("sin2_theta_w",) and k not in RADIUS_PARAMS.values()}
     if bsm_names:
-        if bsm_rate_terms is None:
-            raise UnknownNameError("physics parameter", sorted(bsm_names)[0], ["sin2_theta_w", *RADIUS_PARAMS.values()])
-        return bsm_rate_terms(phys, iso, flavour, T_MeV, form_factor_model=form_factor_model, scheme=scheme)
+        from cevns.interactions.bsm import bsm_rate_terms  # NSI, magnetic moment, mediators
+
+        return bsm_rate_terms(phys, iso, flavour, T_MeV, form_factor_model=form_factor_model, scheme=scheme,
+                              kernels=kernels)
     prot, neut = sm_charge_parts(phys, iso, flavour, T_MeV, form_factor_model, scheme)
     q = prot + neut
     return {"sm": q * q}
