@@ -29,6 +29,35 @@ def kernel_sets(exp, names) -> dict[str, dict]:
     return cache
 
 
+def _osc_groups(phys: dict, P: int):
+    """Sterile 3+1 points: [(Δm², point indices)] and per-flavour amplitudes 4|U_α4|²|U_s4|² (P,); None if absent."""
+    if "dm2_41_eV2" not in phys:
+        return None
+    from cevns.interactions.oscillation import sterile_amplitude
+
+    dm2 = np.broadcast_to(np.asarray(phys["dm2_41_eV2"], float).ravel(), (P,))
+    ue = np.broadcast_to(np.asarray(phys.get("Ue4_sq", 0.0), float).ravel(), (P,))
+    um = np.broadcast_to(np.asarray(phys.get("Umu4_sq", 0.0), float).ravel(), (P,))
+    amp = {f: np.broadcast_to(sterile_amplitude(f, ue, um), (P,)) for f in ("nue", "numu", "numubar", "nuebar", "nutau", "nutaubar")}
+    groups = [(float(u), np.nonzero(dm2 == u)[0]) for u in np.unique(dm2) if u > 0]
+    return groups, amp
+
+
+def _osc_kernels(holder, dm2: float, L_m: float, dL_m: float = 1.0):
+    """Flux-folded SM kernel weighted by ⟨sin²(1.267 Δm² L/E)⟩ (cached per Δm²) on the nodes of ``holder``."""
+    from cevns.interactions.cevns import kinematic_kernel
+    from cevns.interactions.oscillation import mean_sin2
+    from cevns.rates import fold_kernel
+
+    cache = holder._cache.setdefault("osc_kernels", {})
+    if dm2 not in cache:
+        if len(cache) > 256:
+            cache.clear()
+        cache[dm2] = fold_kernel(holder.source, holder.kernels, holder.components, kinematic_kernel,
+                                 flux_weight=lambda f, E: mean_sin2(dm2, L_m, E, dL_m))
+    return cache[dm2]
+
+
 def _outer_sum(S, T):
     """Σ_c S[p, c, x] T[p, c, t] → (p, x, t) for the two timing components (faster than einsum here)."""
     return S[:, 0, :, None] * T[:, 0, None, :] + S[:, 1, :, None] * T[:, 1, None, :]
@@ -55,10 +84,12 @@ def batch_model_csi2021(exp, physics_names=("sin2_theta_w",), kernels=None):
     kern = kernel_sets(exp, kernels)
     # M[s][k][(f, iso)] = R_s × K_k: (PE, nodes)
     mats = []
-    for z in settings:
+    resp_cache = {}
+    for si, z in enumerate(settings):
         per = {}
         for iso, _ in exp.components:
             R = exp.response_matrix(exp.kernels.nodes[iso.name].T_keV, *z)
+            resp_cache[(iso.name, si)] = R
             for k in kernels:
                 for f in flav:
                     per[(k, f, iso.name)] = R * kern[k][(f, iso.name)][None, :]
@@ -81,6 +112,21 @@ def batch_model_csi2021(exp, physics_names=("sin2_theta_w",), kernels=None):
         for s, per in enumerate(mats):
             for key, (w, c) in terms.items():
                 S[s, :, c] += w @ per[key].T
+        osc = _osc_groups(phys, P)
+        if osc is not None:  # ν_α → ν_s removes a fraction ⟨P(α→s)⟩(E) of the SM-kernel events
+            groups, amp = osc
+            for dm2, pts in groups:
+                kosc = _osc_kernels(exp, dm2, exp.spec["source"]["distance_m"])
+                for iso, _ in exp.components:
+                    nodes_T = exp.kernels.nodes[iso.name].T_keV
+                    for fi, f in enumerate(flav):
+                        w, c = terms[("sm", f, iso.name)]
+                        wa = w[pts] * amp[f][pts][:, None]
+                        if not np.any(wa):
+                            continue
+                        for si, z in enumerate(settings):
+                            R = resp_cache[(iso.name, si)]
+                            S[si, pts, c] -= wa @ (R * kosc[(f, iso.name)][None, :]).T
         # one-at-a-time morphing deltas: up and down for each of the three response nuisances
         return S[0], S[1::2] - S[0], S[0] - S[2::2]
 
@@ -126,7 +172,7 @@ def batch_model_csi2021(exp, physics_names=("sin2_theta_w",), kernels=None):
         dT_ds = ((1 - wa3) * (t01 - t00) + wa3 * (t11 - t10)) / sstep
         flux = nu[:, 0, None, None]
         sig = _outer_sum(S, Tt)
-        J = np.empty((P, P_pe, T_t, 10))
+        J = np.empty((P, P_pe, T_t, 10), dtype=np.float32)  # single precision: only the Newton direction
         J[..., 0] = sig
         for j in range(3):
             J[..., 1 + j] = flux * _outer_sum(dS[j], Tt)
@@ -185,15 +231,24 @@ def batch_model_released_templates(exp, physics_names=("sin2_theta_w",), kernels
     ie, it = exp.engine_axes
     shape = tuple(exp.shape)
 
+    resp = {iso.name: eng.response(eng.kernels.nodes[iso.name].T_keV) for iso, _ in eng.components}
+
     def engine_et(phys):
         P = max([np.size(v) for v in phys.values()] + [1])
-        out = 0.0
+        out = np.zeros((P, len(eng.energy_edges) - 1, len(eng.time_edges) - 1))
+        osc = _osc_groups(phys, P)
         for iso, _ in eng.components:
             T = eng.kernels.nodes[iso.name].T_MeV
             for f in flav:
                 for k, w in rate_terms(phys, iso, f, T, eng.form_factor, eng.scheme, kernels).items():
-                    pe = np.broadcast_to(w, (P, len(T))) @ mats[(k, f, iso.name)].T  # (P, nE)
-                    out = out + pe[:, :, None] * tp[f][None, None, :]
+                    w = np.broadcast_to(w, (P, len(T)))
+                    pe = w @ mats[(k, f, iso.name)].T  # (P, nE)
+                    if k == "sm" and osc is not None:
+                        groups, amp = osc
+                        for dm2, pts in groups:
+                            kosc = _osc_kernels(eng, dm2, eng.source.distance_m)
+                            pe[pts] -= (w[pts] * amp[f][pts][:, None]) @ (resp[iso.name] * kosc[(f, iso.name)][None, :]).T
+                    out += pe[:, :, None] * tp[f][None, None, :]
         return out  # (P, nE, nT)
 
     sm = engine_et({})[0]
@@ -243,7 +298,7 @@ def batch_model_released_templates(exp, physics_names=("sin2_theta_w",), kernels
         if ratio.shape[0] != P:
             ratio = np.broadcast_to(ratio, (P, ratio.shape[1]))
         mu = np.zeros((P, observed.size))
-        J = np.zeros((P, observed.size, m_all))
+        J = np.zeros((P, observed.size, m_all), dtype=np.float32)  # single precision: only the Newton direction
         for n, nom, dp, dm, idx in packed:
             t = nom[None, :]
             if len(idx):

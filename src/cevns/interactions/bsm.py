@@ -43,6 +43,7 @@ PARAMETERS.update({
     "rn_Cs": (float("nan"), "fm", (2.0, 10.0), "neutron rms radius of Cs-133 (default: Helm radius of the nucleus)"),
     "rn_I": (float("nan"), "fm", (2.0, 10.0), "neutron rms radius of I-127"),
     "rn_Ar": (float("nan"), "fm", (1.5, 8.0), "neutron rms radius of Ar-40"),
+    "rn_CsI": (float("nan"), "fm", (2.0, 10.0), "one common neutron rms radius for Cs-133 and I-127"),
     "g_zprime": (0.0, "", (0.0, 1.0), "universal vector mediator coupling (to ν and quarks)"),
     "m_zprime_MeV": (1e6, "MeV", (1e-3, 1e7), "vector mediator mass"),
     "g_scalar": (0.0, "", (0.0, 1.0), "universal scalar mediator coupling (to ν and quarks)"),

@@ -37,6 +37,8 @@ def sm_charge_parts(phys: dict, iso, flavour: str, T_MeV, form_factor_model: str
     prot = iso.Z * gp[:, None] * Fp[None, :]
     rn_name = RADIUS_PARAMS.get(iso.symbol)
     rn = _vec(phys, rn_name, P) if rn_name else None
+    if rn is None and iso.symbol in ("Cs", "I"):
+        rn = _vec(phys, "rn_CsI", P)  # one common neutron radius for Cs and I
     if rn is None:
         neut = np.broadcast_to(iso.N * gn * Fn0[None, :], (P, len(T)))
     else:
@@ -53,7 +55,7 @@ def rate_terms(phys: dict, iso, flavour: str, T_MeV, form_factor_model: str = "h
     Parameters not given keep their SM value. Known here: sin2_theta_w, rn_Cs, rn_I, rn_Ar; the BSM models of
     :mod:`cevns.interactions.bsm` extend this through :func:`cevns.interactions.bsm.bsm_rate_terms`.
     """
-    bsm_names = {k for k in phys if k not in ("sin2_theta_w",) and k not in RADIUS_PARAMS.values()}
+    bsm_names = {k for k in phys if k not in ("sin2_theta_w", "rn_CsI") and k not in RADIUS_PARAMS.values()}
     if bsm_names:
         from cevns.interactions.bsm import bsm_rate_terms  # NSI, magnetic moment, mediators
 
