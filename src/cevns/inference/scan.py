@@ -241,16 +241,25 @@ def upper_limit(values, delta_chi2, threshold: float = WILKS_90_1DOF) -> float:
 
 def exclusion_per_mass(result: ScanResult, mass_name: str, coupling_name: str,
                        threshold: float = WILKS_90_1DOF) -> tuple[np.ndarray, np.ndarray]:
-    """90 % CL upper limit on the coupling at each mass from a (mass, coupling) scan, Δχ² per mass (1 dof).
-    Masses whose scan never crosses the threshold give NaN-free +inf (no limit within the range)."""
+    """90 % CL exclusion from a (mass, coupling) scan: at each mass, the smallest coupling above which Δχ² (relative to
+    the best fit at that mass, 1 dof) first exceeds ``threshold``, scanning up from the smallest coupling (the SM end).
+    Allowed islands at larger couplings (e.g. the sign-flipped weak charge) are therefore not shown as allowed.
+    Masses whose scan never crosses the threshold give +inf (no limit within the range)."""
     im, ic = result.parameters.index(mass_name), result.parameters.index(coupling_name)
     chi = np.moveaxis(result.chi2, (im, ic), (0, 1))
+    g = np.asarray(result.axes[coupling_name], float)
     lims = []
     for row in chi:
-        try:
-            lims.append(upper_limit(result.axes[coupling_name], row - row.min(), threshold))
-        except CevnsError:
+        d = row - row.min()
+        above = np.nonzero(d > threshold)[0]
+        if above.size == 0:
             lims.append(float("inf"))
+            continue
+        i = int(above[0])
+        if i == 0:
+            lims.append(float(g[0]))
+            continue
+        lims.append(float(g[i - 1] + (threshold - d[i - 1]) * (g[i] - g[i - 1]) / (d[i] - d[i - 1])))
     return np.asarray(result.axes[mass_name]), np.asarray(lims)
 
 
