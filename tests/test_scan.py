@@ -68,3 +68,23 @@ def test_bad_axes(text):
 def test_unknown_scan_parameter(recipe):
     with pytest.raises(ConfigError, match="not parameters of this model"):
         scan(recipe, {"eps_ee_uV": np.linspace(0, 1, 3)}, progress=False)
+
+
+def test_feldman_cousins_is_seeded_and_covers_best_fit(recipe):
+    from cevns.inference.scan import feldman_cousins_1d
+
+    vals = np.linspace(0.1, 0.35, 6)
+    a = feldman_cousins_1d(recipe, "sin2_theta_w", vals, n_toys=30, seed=7, progress=False)
+    b = feldman_cousins_1d(recipe, "sin2_theta_w", vals, n_toys=30, seed=7, progress=False)
+    assert a["critical"] == b["critical"]  # reproducible with the seed
+    assert a["interval"] is not None and a["interval"][0] <= 0.2 <= a["interval"][1]
+    assert all(0.3 < c < 8.0 for c in a["critical"])  # near the Wilks 2.71 for a regular problem
+
+
+def test_asimov_scan_minimum_at_truth(recipe):
+    from cevns.inference.scan import asimov_scan
+
+    res = asimov_scan(recipe, {"sin2_theta_w": np.linspace(0.15, 0.35, 41)}, {"sin2_theta_w": 0.25}, exposure_scale=4.0,
+                      progress=False)
+    assert res.best_fit["sin2_theta_w"] == pytest.approx(0.25, abs=0.01)
+    assert res.chi2_min == pytest.approx(0.0, abs=1e-3)

@@ -282,13 +282,12 @@ def feldman_cousins_1d(recipe, name: str, values, n_toys: int = 200, seed: int =
         nu_i = res.nuisances_hat[i][None, :]
         mus = _expected_parts(model, phys_i, nu_i)
         toys = [rng.poisson(np.broadcast_to(mu, (n_toys, mu.shape[1]))).astype(float) for mu in mus]
-        c_i, _ = profile_batch(model, {k: np.repeat(v, n_toys) for k, v in phys_i.items()}, observed=toys)
-        c_min = np.full(n_toys, np.inf)
-        for j in range(len(vals)):
-            phys_j = {name: np.full(n_toys, vals[j]), **{k: np.full(n_toys, float(v)) for k, v in fixed.items()}}
-            c_j, _ = profile_batch(model, phys_j, observed=toys)
-            c_min = np.minimum(c_min, c_j)
-        t = c_i - c_min
+        # every toy profiled at every grid value in one batch: (n_vals × n_toys) points
+        nv = len(vals)
+        phys_all = {name: np.repeat(vals, n_toys), **{k: np.full(nv * n_toys, float(v)) for k, v in fixed.items()}}
+        c_all, _ = profile_batch(model, phys_all, observed=[np.tile(t_, (nv, 1)) for t_ in toys])
+        c_all = c_all.reshape(nv, n_toys)
+        t = c_all[i] - c_all.min(axis=0)
         crit[i] = np.quantile(t, cl)
     accepted = data_t <= crit
     return {"values": vals.tolist(), "delta_chi2": data_t.tolist(), "critical": crit.tolist(),
@@ -313,9 +312,14 @@ def asimov_scan(recipe, axes: dict, truth: dict, exposure_scale: float = 1.0, pr
     nu0 = np.array([[q.value for q in comb.nuisances]])
     phys = {k: np.array([float(v)]) for k, v in truth.items()}
     mus = _expected_parts(comb, phys, nu0)
+    import dataclasses
+
     parts = []
     for part, mu in zip(comb.parts, mus):
-        parts.append(BatchedModel(part.name, part.physics_names, part.nuisances, exposure_scale * mu[0],
-                                  (lambda e: (lambda st, nu: exposure_scale * e(st, nu)))(part.expected), part.prepare))
+        vj = part.value_and_jacobian
+        parts.append(dataclasses.replace(
+            part, observed=exposure_scale * mu[0],
+            expected=(lambda e: (lambda st, nu: exposure_scale * e(st, nu)))(part.expected),
+            value_and_jacobian=None if vj is None else (lambda f: (lambda st, nu: tuple(exposure_scale * a for a in f(st, nu))))(vj)))
     asimov = CombinedBatchedModel(parts)
     return scan(asimov, axes, {k: v for k, v in truth.items() if k not in axes}, progress=progress)
