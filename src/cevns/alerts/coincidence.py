@@ -1,0 +1,280 @@
+"""Coincidence engine: pure logic, no I/O, no clock (the caller passes ``now``).
+
+Rule (issue 5; SNEWS 2.0 coincidence logic, arXiv:2011.00035 Sec. 4 and arXiv:2406.17743 Sec. 4, made
+order-independent):
+
+* Messages meet only messages of the same *channel* (real / test / firedrill / pre-SN never mix).
+* A detector's message is **active** unless another message of the *same detector* with a later
+  ``(sent_time_utc, uuid)`` has a neutrino time within the window of it ("a repeat from the same detector updates
+  its entry").  This depends only on the set of messages, not on their arrival order.
+* The coincidence **groups** are the maximal sets of active messages whose neutrino times fit inside one window
+  ``[t, t + W]`` (inclusive, integer nanoseconds).  Two active messages of one detector are > W apart, so a
+  group always holds distinct detectors.  For 1-D times the maximal sets are the windows starting at an active
+  message whose member set is not contained in the window of the previous message (standard sweep).
+* A retraction removes exactly the named message (by uuid) or the latest ``n`` active messages (by sent time) of
+  the retracting detector in that channel; nothing else.  A message it had superseded becomes active again.
+* Messages expire ``expiry`` after their receipt time (:meth:`CoincidenceEngine.expire`, run by the server on
+  every message and on a timer; expiry emits no alert).
+* Every change that alters a group with >= 2 detectors yields an :class:`Alert` (NEW / UPDATE / RETRACTION).
+"""
+from __future__ import annotations
+
+import hashlib
+from bisect import bisect_left, bisect_right, insort
+from dataclasses import dataclass, field
+
+from cevns.errors import ConfigError
+
+from .messages import Message
+from .timeutil import NS, UTCTime
+
+DEFAULT_WINDOW_NS = 10 * NS
+DEFAULT_EXPIRY_NS = 48 * 3600 * NS
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One coincidence-tier message as the engine sees it."""
+
+    uuid: str
+    detector: str
+    t_ns: int  # neutrino time, elapsed ns (leap-second aware)
+    order: tuple  # (sent elapsed ns or -1, uuid): defines "later" for updates and retract_latest_n
+    received_ns: int
+    p_val: float | None = None
+
+    @classmethod
+    def from_message(cls, msg: Message, received_ns: int | None = None) -> "Entry":
+        if msg.tier != "CoincidenceTier":
+            raise ConfigError(f"coincidence engine takes CoincidenceTier messages, got {msg.tier}")
+        t = msg.neutrino_time.elapsed_ns
+        sent = msg.sent_time
+        return cls(msg.uuid, msg.detector_name, t, (sent.elapsed_ns if sent else -1, msg.uuid),
+                   t if received_ns is None else int(received_ns), msg.data.get("p_val"))
+
+
+@dataclass(frozen=True)
+class Alert:
+    state: str  # NEW | UPDATE | RETRACTION
+    channel: str
+    detectors: tuple[str, ...]  # ordered by neutrino time
+    uuids: tuple[str, ...]
+    neutrino_times: tuple[str, ...]
+    p_vals: tuple
+    cause: str  # uuid of the message that triggered it
+    previous_detectors: tuple[str, ...] = ()
+    alert_id: str = field(default="")
+
+    def __post_init__(self):
+        if not self.alert_id:
+            h = hashlib.sha256("|".join([self.state, self.channel, ",".join(self.uuids), self.cause,
+                                         ",".join(self.previous_detectors)]).encode()).hexdigest()[:32]
+            object.__setattr__(self, "alert_id", h)
+
+    def to_dict(self) -> dict:
+        return {"kind": "snews-coincidence-alert", "alert_id": self.alert_id, "state": self.state,
+                "channel": self.channel, "detectors": list(self.detectors), "uuids": list(self.uuids),
+                "neutrino_times_utc": list(self.neutrino_times), "p_vals": list(self.p_vals),
+                "cause_uuid": self.cause, "previous_detectors": list(self.previous_detectors)}
+
+
+def maximal_groups(entries: list[Entry], window_ns: int) -> list[tuple[Entry, ...]]:
+    """Maximal sets of entries (sorted by time) fitting in one inclusive window. O(n)."""
+    es = sorted(entries, key=lambda e: (e.t_ns, e.detector, e.uuid))
+    out, j, prev_end = [], 0, -1
+    for i, e in enumerate(es):
+        j = max(j, i)
+        while j + 1 < len(es) and es[j + 1].t_ns - e.t_ns <= window_ns:
+            j += 1
+        if j != prev_end:  # not contained in the previous start's window
+            out.append(tuple(es[i:j + 1]))
+        prev_end = j
+    return out
+
+
+class _Channel:
+    def __init__(self, window_ns: int):
+        self.w = window_ns
+        self.by_uuid: dict[str, Entry] = {}
+        self.by_det: dict[str, list[tuple[int, str]]] = {}  # detector -> sorted (t_ns, uuid)
+        self.times: list[tuple[int, str]] = []  # sorted (t_ns, uuid) of ALL stored entries
+
+    def det_entries(self, det: str) -> list[Entry]:
+        return [self.by_uuid[u] for _, u in self.by_det.get(det, ())]
+
+    def is_active(self, e: Entry) -> bool:
+        lst = self.by_det.get(e.detector, ())
+        i = bisect_left(lst, (e.t_ns - self.w, ""))
+        while i < len(lst) and lst[i][0] <= e.t_ns + self.w:
+            o = self.by_uuid[lst[i][1]]
+            if o.uuid != e.uuid and o.order > e.order:
+                return False
+            i += 1
+        return True
+
+    def alive(self, uuid: str) -> bool:
+        e = self.by_uuid.get(uuid)
+        return e is not None and self.is_active(e)
+
+    def active_between(self, lo: int, hi: int) -> list[Entry]:
+        i = bisect_left(self.times, (lo, ""))
+        j = bisect_right(self.times, (hi, "\uffff"))
+        return [e for e in (self.by_uuid[u] for _, u in self.times[i:j]) if self.is_active(e)]
+
+    def groups_near(self, t: int) -> dict[frozenset, tuple[Entry, ...]]:
+        w = self.w
+        gs = maximal_groups(self.active_between(t - 5 * w, t + 5 * w), w)
+        return {frozenset(x.uuid for x in g): g for g in gs
+                if t - 3 * w <= g[0].t_ns <= t + 2 * w and len(g) >= 2}
+
+    def add(self, e: Entry) -> None:
+        self.by_uuid[e.uuid] = e
+        insort(self.by_det.setdefault(e.detector, []), (e.t_ns, e.uuid))
+        insort(self.times, (e.t_ns, e.uuid))
+
+    def remove(self, uuid: str) -> Entry:
+        e = self.by_uuid.pop(uuid)
+        lst = self.by_det[e.detector]
+        del lst[bisect_left(lst, (e.t_ns, e.uuid))]
+        if not lst:
+            del self.by_det[e.detector]
+        del self.times[bisect_left(self.times, (e.t_ns, e.uuid))]
+        return e
+
+
+def _diff(channel: str, before: dict, after: dict, cause: str, w: int, alive) -> list[Alert]:
+    """Alerts for groups (>= 2 detectors) that appeared, changed or lost members."""
+    gone = {k: g for k, g in before.items() if k not in after}
+    new = {k: g for k, g in after.items() if k not in before}
+
+    def related(a: tuple[Entry, ...], b: tuple[Entry, ...]) -> bool:
+        ua, ub = {x.uuid for x in a}, {x.uuid for x in b}
+        if ua & ub:
+            return True
+        da = {x.detector: x.t_ns for x in a}
+        return any(x.detector in da and abs(da[x.detector] - x.t_ns) <= w for x in b)
+
+    def mk(state, g, prev=()):
+        return Alert(state, channel, tuple(x.detector for x in g), tuple(x.uuid for x in g),
+                     tuple(UTCTime(x.t_ns).isoformat() for x in g), tuple(x.p_val for x in g), cause,
+                     tuple(prev))
+
+    alerts = []
+    matched_gone = set()
+    for k, g in sorted(new.items(), key=lambda kv: (kv[1][0].t_ns, sorted(kv[0]))):
+        olds = [(ko, go) for ko, go in gone.items() if related(g, go)]
+        if not olds:
+            alerts.append(mk("NEW", g))
+            continue
+        matched_gone.update(ko for ko, _ in olds)
+        prev = sorted({x.detector for _, go in olds for x in go})
+        cur = {x.detector for x in g}
+        old_sets = [{x.uuid for x in go} for _, go in olds]
+        shrunk = any({x.uuid for x in g} < s for s in old_sets) and not (cur - set(prev))
+        alerts.append(mk("RETRACTION" if shrunk else "UPDATE", g, prev))
+    for ko, go in sorted(gone.items(), key=lambda kv: (kv[1][0].t_ns, sorted(kv[0]))):
+        if ko in matched_gone:
+            continue
+        # a group that fell below two detectors (or was superseded by nothing): retraction
+        remaining = tuple(x for x in go if alive(x.uuid))
+        alerts.append(Alert("RETRACTION", channel, tuple(x.detector for x in remaining),
+                            tuple(x.uuid for x in remaining),
+                            tuple(UTCTime(x.t_ns).isoformat() for x in remaining),
+                            tuple(x.p_val for x in remaining), cause, tuple(x.detector for x in go)))
+    return alerts
+
+
+class CoincidenceEngine:
+    """Holds the active coincidence-tier messages of every channel; returns alerts on each change."""
+
+    def __init__(self, window_s: float = 10.0, expiry_s: float = 48 * 3600.0):
+        if not (window_s > 0) or window_s > 3600:
+            raise ConfigError(f"coincidence window {window_s!r} s; allowed: 0 < window <= 3600 s")
+        if not (expiry_s > 0):
+            raise ConfigError(f"expiry {expiry_s!r} s; allowed: > 0")
+        self.window_ns = int(round(window_s * NS))
+        self.expiry_ns = int(round(expiry_s * NS))
+        self.channels: dict[str, _Channel] = {}
+        self._chan_of: dict[str, str] = {}
+
+    def _ch(self, name: str) -> _Channel:
+        if name not in self.channels:
+            self.channels[name] = _Channel(self.window_ns)
+        return self.channels[name]
+
+    def __contains__(self, uuid: str) -> bool:
+        return uuid in self._chan_of
+
+    def __len__(self) -> int:
+        return len(self._chan_of)
+
+    # -- changes ----------------------------------------------------------------------------------
+    def add(self, msg: Message, received_ns: int | None = None) -> list[Alert]:
+        """Add a CoincidenceTier message. A uuid already held is ignored (idempotent)."""
+        if msg.uuid in self._chan_of:
+            return []
+        e = Entry.from_message(msg, received_ns)
+        name = msg.channel
+        ch = self._ch(name)
+        before = ch.groups_near(e.t_ns)
+        ch.add(e)
+        self._chan_of[e.uuid] = name
+        return _diff(name, before, ch.groups_near(e.t_ns), e.uuid, self.window_ns, ch.alive)
+
+    def retract(self, msg: Message) -> tuple[list[str], list[Alert]]:
+        """Apply a Retraction message; returns (removed uuids, alerts).
+
+        Only messages of the retracting detector, in the retraction's channel, can be removed.
+        """
+        if msg.tier != "Retraction":
+            raise ConfigError(f"retract() takes a Retraction message, got {msg.tier}")
+        name, det = msg.channel, msg.detector_name
+        ch = self.channels.get(name)
+        if ch is None:
+            return [], []
+        target = msg.data.get("retract_message_uuid")
+        if target is not None:
+            e = ch.by_uuid.get(target)
+            victims = [e] if e is not None and e.detector == det else []
+        else:
+            mine = sorted((e for e in ch.det_entries(det) if ch.is_active(e)), key=lambda e: e.order)
+            victims = mine[-int(msg.data["retract_latest_n"]):]
+        alerts: list[Alert] = []
+        for e in victims:
+            alerts += self._remove(name, e.uuid, cause=msg.uuid)
+        return [e.uuid for e in victims], alerts
+
+    def _remove(self, name: str, uuid: str, cause: str) -> list[Alert]:
+        ch = self.channels[name]
+        t = ch.by_uuid[uuid].t_ns
+        before = ch.groups_near(t)
+        ch.remove(uuid)
+        del self._chan_of[uuid]
+        return _diff(name, before, ch.groups_near(t), cause, self.window_ns, ch.alive)
+
+    def expire(self, now_ns: int) -> list[str]:
+        """Drop messages received more than ``expiry`` before ``now_ns``; returns the dropped uuids."""
+        dropped = []
+        for name, ch in self.channels.items():
+            for e in [e for e in ch.by_uuid.values() if now_ns - e.received_ns > self.expiry_ns]:
+                ch.remove(e.uuid)
+                del self._chan_of[e.uuid]
+                dropped.append(e.uuid)
+        return dropped
+
+    # -- queries ----------------------------------------------------------------------------------
+    def groups(self, channel: str | None = None, min_size: int = 1) -> list[tuple[Entry, ...]]:
+        """Final maximal groups (all channels unless one is named), ordered by earliest time."""
+        out = []
+        for name, ch in sorted(self.channels.items()):
+            if channel is not None and name != channel:
+                continue
+            act = [e for e in ch.by_uuid.values() if ch.is_active(e)]
+            out += [g for g in maximal_groups(act, self.window_ns) if len(g) >= min_size]
+        return out
+
+    def group_names(self, channel: str | None = None, min_size: int = 1) -> list[list[str]]:
+        return [[e.detector for e in g] for g in self.groups(channel, min_size)]
+
+    def active_messages(self) -> list[Entry]:
+        return [e for ch in self.channels.values() for e in ch.by_uuid.values() if ch.is_active(e)]

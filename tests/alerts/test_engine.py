@@ -1,0 +1,182 @@
+"""Coincidence engine: reference scenarios, order independence, updates, retractions, expiry, channels."""
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cevns.alerts.coincidence import CoincidenceEngine, maximal_groups
+from cevns.alerts.messages import coincidence_message, retraction_message
+from cevns.alerts.replay import replay_file
+from cevns.alerts.timeutil import NS, UTCTime
+from cevns.errors import ConfigError
+
+SCEN = resources.files("cevns.data.snews").joinpath("coincidence_scenarios.json")
+
+# Derived by hand from the rule "maximal sets of distinct detectors within one inclusive 10 s window; a repeat
+# from a detector updates its entry" (neutrino times in seconds after 12:30:00 / 12:34:00 given in comments).
+EXPECTED = {
+    "simple-coincidence": [{"XENONnT", "DS-20K"}],                        # 45.68, 47.68
+    "exact-10s-coincidence": [{"XENONnT", "DUNE"}],                       # 45.68, 55.68: exactly 10 s, inclusive
+    "two-coincidences": [{"Baksan", "JUNO"}, {"XENONnT", "DS-20K"}],      # 12:30:52/55 and 12:34:45/47
+    "same-message-submitted-twice": [{"XENONnT"}],                        # update, no coincidence
+    "same-detector-submits-within-1sec": [{"JUNO"}],                      # update, no coincidence
+    "three-coincident-messages-out-of-order": [{"DUNE", "DS-20K", "XENONnT"}],  # 55, 47, 45
+    # 10 B, 18 J, 19 I, 20 H, 21 N, 22 D, 29 X: windows [10,20], [18,28], [19,29] are the maximal ones
+    "msg-at-10-19-21-22-20-29-18-seconds": [{"Borexino", "JUNO", "IceCube", "HALO"},
+                                            {"JUNO", "IceCube", "HALO", "NOvA", "DS-20K"},
+                                            {"IceCube", "HALO", "NOvA", "DS-20K", "XENONnT"}],
+}
+
+
+def test_seven_reference_scenarios():
+    got = replay_file(SCEN)
+    assert set(got) == set(EXPECTED)
+    for sid, groups in got.items():
+        assert [set(g) for g in groups] == EXPECTED[sid], sid
+
+
+def test_window_is_inclusive_at_ns_precision():
+    t = UTCTime.parse("2030-01-01T00:00:00Z")
+    for dt, together in ((10 * NS, True), (10 * NS + 1, False)):
+        eng = CoincidenceEngine()
+        eng.add(coincidence_message("XENONnT", t))
+        alerts = eng.add(coincidence_message("JUNO", t.add_ns(dt)))
+        assert (len(alerts) == 1) is together
+        assert len(eng.groups(min_size=2)) == (1 if together else 0)
+
+
+def test_window_across_leap_second():
+    """23:59:55 -> 00:00:04 across the 2016 leap second is 10 SI seconds: inside a 10 s window."""
+    eng = CoincidenceEngine()
+    eng.add(coincidence_message("XENONnT", "2016-12-31T23:59:55Z"))
+    eng.add(coincidence_message("JUNO", "2017-01-01T00:00:04Z"))
+    assert eng.group_names(min_size=2) == [["XENONnT", "JUNO"]]
+    eng2 = CoincidenceEngine()
+    eng2.add(coincidence_message("XENONnT", "2016-12-31T23:59:55Z"))
+    eng2.add(coincidence_message("JUNO", "2017-01-01T00:00:05Z"))  # 11 SI seconds (10 in POSIX time)
+    assert eng2.group_names(min_size=2) == []
+
+
+def test_alert_states_new_update_retraction():
+    t = UTCTime.parse("2030-01-01T00:00:00Z")
+    eng = CoincidenceEngine()
+    a = coincidence_message("XENONnT", t, sent_time="2030-01-01T00:01:00Z")
+    assert eng.add(a) == []
+    (n,) = eng.add(coincidence_message("JUNO", t.add_ns(2 * NS), sent_time="2030-01-01T00:01:01Z"))
+    assert n.state == "NEW" and set(n.detectors) == {"XENONnT", "JUNO"}
+    c = coincidence_message("DUNE", t.add_ns(3 * NS), sent_time="2030-01-01T00:01:02Z")
+    (u,) = eng.add(c)
+    assert u.state == "UPDATE" and len(u.detectors) == 3
+    # a repeat from JUNO updates its entry (new time), still one group of three
+    (u2,) = eng.add(coincidence_message("JUNO", t.add_ns(4 * NS), sent_time="2030-01-01T00:01:03Z"))
+    assert u2.state == "UPDATE" and sorted(u2.detectors) == ["DUNE", "JUNO", "XENONnT"]
+    removed, (r,) = eng.retract(retraction_message("DUNE", retract_uuid=c.uuid))
+    assert removed == [c.uuid] and r.state == "RETRACTION" and sorted(r.detectors) == ["JUNO", "XENONnT"]
+    assert len({x.alert_id for x in (n, u, u2, r)}) == 4
+
+
+def test_retraction_removes_only_named_message():
+    eng = CoincidenceEngine()
+    t = UTCTime.parse("2030-01-01T00:00:00Z")
+    mine = [coincidence_message("XENONnT", t.add_ns(k * 3600 * NS), sent_time=t.add_ns(k * NS)) for k in range(3)]
+    for m in mine:
+        eng.add(m)
+    eng.add(coincidence_message("JUNO", t.add_ns(NS)))
+    removed, _ = eng.retract(retraction_message("XENONnT", retract_uuid=mine[1].uuid))
+    assert removed == [mine[1].uuid]
+    assert mine[0].uuid in eng and mine[2].uuid in eng and len(eng) == 3
+    removed, alerts = eng.retract(retraction_message("XENONnT", latest_n=1))
+    assert removed == [mine[2].uuid] and mine[0].uuid in eng
+    # another detector cannot retract XENONnT's message
+    removed, _ = eng.retract(retraction_message("JUNO", retract_uuid=mine[0].uuid))
+    assert removed == [] and mine[0].uuid in eng
+
+
+def test_expiry_runs_and_drops_only_old():
+    eng = CoincidenceEngine(expiry_s=3600)
+    t = UTCTime.parse("2030-01-01T00:00:00Z")
+    old = coincidence_message("XENONnT", t)
+    new = coincidence_message("JUNO", t.add_ns(2 * NS))
+    eng.add(old, received_ns=t.elapsed_ns)
+    eng.add(new, received_ns=t.elapsed_ns + 1800 * NS)
+    assert eng.expire(t.elapsed_ns + 3000 * NS) == []
+    assert eng.expire(t.elapsed_ns + 3601 * NS) == [old.uuid]
+    assert old.uuid not in eng and new.uuid in eng
+
+
+def test_test_and_firedrill_never_mix_with_real():
+    t = UTCTime.parse("2030-01-01T00:00:00Z")
+    eng = CoincidenceEngine()
+    assert eng.add(coincidence_message("XENONnT", t)) == []
+    assert eng.add(coincidence_message("JUNO", t, is_test=True)) == []
+    assert eng.add(coincidence_message("DUNE", t, is_firedrill=True)) == []
+    assert eng.groups(min_size=2) == []
+    (a,) = eng.add(coincidence_message("HALO", t, is_test=True))
+    assert a.channel == "test" and sorted(a.detectors) == ["HALO", "JUNO"]
+
+
+def test_bad_config():
+    with pytest.raises(ConfigError, match="window"):
+        CoincidenceEngine(window_s=0)
+    with pytest.raises(ConfigError, match="expiry"):
+        CoincidenceEngine(expiry_s=-1)
+
+
+def _brute_force(times: list[tuple[str, int]], w: int) -> set[frozenset]:
+    """Definition: maximal subsets (of message ids) fitting in one window, checked over all window starts."""
+    cands = {frozenset(u for u, t in times if s <= t <= s + w) for _, s in times}
+    return {c for c in cands if not any(c < o for o in cands)}
+
+
+events = st.lists(st.tuples(st.sampled_from(["XENONnT", "JUNO", "DUNE", "HALO", "LVD", "Baksan", "KamLAND"]),
+                            st.integers(0, 40), st.integers(0, 999)), min_size=1, max_size=9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(events, st.randoms(use_true_random=False))
+def test_any_arrival_order_gives_same_final_groups(evs, rnd):
+    t0 = UTCTime.parse("2030-01-01T00:00:00Z")
+    msgs = [coincidence_message(d, t0.add_ns(s * NS + ms * 1_000_000), sent_time=t0.add_ns(k * 1000))
+            for k, (d, s, ms) in enumerate(evs)]
+    e1 = CoincidenceEngine()
+    for m in msgs:
+        e1.add(m)
+    shuffled = msgs[:]
+    rnd.shuffle(shuffled)
+    e2 = CoincidenceEngine()
+    for m in shuffled:
+        e2.add(m)
+    g1 = {frozenset(e.uuid for e in g) for g in e1.groups()}
+    g2 = {frozenset(e.uuid for e in g) for g in e2.groups()}
+    assert g1 == g2
+    # and they are the maximal-window sets of the active (latest-per-detector-within-window) messages
+    act = e1.active_messages()
+    assert g1 == _brute_force([(e.uuid, e.t_ns) for e in act], e1.window_ns)
+    # the active set: no detector has two active messages within one window
+    for a in act:
+        assert not any(b.detector == a.detector and b.uuid != a.uuid and abs(b.t_ns - a.t_ns) <= e1.window_ns
+                       for b in act)
+    for g in e1.groups():  # distinct detectors per group
+        assert len({e.detector for e in g}) == len(g)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 10**12), min_size=1, max_size=30), st.integers(1, 10**11))
+def test_maximal_groups_matches_definition(ts, w):
+    from cevns.alerts.coincidence import Entry
+    es = [Entry(f"u{i}", f"d{i}", t, (0, f"u{i}"), 0) for i, t in enumerate(ts)]
+    got = {frozenset(e.uuid for e in g) for g in maximal_groups(es, w)}
+    cands = {frozenset(e.uuid for e in es if s.t_ns <= e.t_ns <= s.t_ns + w) for s in es}
+    assert got == {c for c in cands if not any(c < o for o in cands)}
+
+
+def test_replay_cli_writes_groups(tmp_path):
+    from cevns.cli import main
+    out = tmp_path / "groups.json"
+    assert main(["alerts", "replay", str(SCEN), "--json", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert {k: [set(g) for g in v] for k, v in got.items()} == EXPECTED
