@@ -47,7 +47,7 @@ def register(sub) -> None:
 
 def _parse(args):
     from cevns.inference.scan import ModelRecipe, parse_axis
-    from cevns.interactions.bsm import validate_params
+    from cevns.physics_params import validate_params
 
     if not args.experiment:
         raise ConfigError("give at least one --experiment (e.g. coherent-csi-2021)")
@@ -72,7 +72,7 @@ def _parse(args):
 
 def run_scan(args) -> int:
     if args.list_params:
-        from cevns.interactions.bsm import describe_params
+        from cevns.physics_params import describe_params
 
         print(describe_params())
         return 0

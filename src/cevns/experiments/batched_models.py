@@ -23,7 +23,7 @@ def kernel_sets(exp, names) -> dict[str, dict]:
     cache = exp._cache.setdefault("kernel_sets", {"sm": exp.kernels.kernels})
     for name in names:
         if name not in cache:
-            from cevns.interactions.bsm import KERNELS  # kinematic functions of the BSM layer
+            from cevns.physics_params import KERNELS  # kinematic functions of the BSM layer
 
             cache[name] = fold_kernel(exp.source, exp.kernels, exp.components, KERNELS[name])
     return cache
@@ -74,9 +74,9 @@ def batch_model_csi2021(exp, physics_names=("sin2_theta_w",), kernels=None):
     """Batched model of COHERENT CsI 2021 (:class:`cevns.experiments.csi2021.StoppedPionEventsExperiment`).
 
     Nuisances (names as in its likelihood): sns_flux_norm and the csi21_* detector/background parameters."""
-    from cevns.interactions.bsm import kernels_for
+    from cevns.physics_params import required_kernels
 
-    kernels = kernels or kernels_for(physics_names)
+    kernels = kernels or required_kernels(physics_names)
     flav = list(exp.flavours)
     comp = exp._comp_idx  # 0 prompt, 1 delayed per flavour
     ff, scheme = exp.form_factor, exp.scheme
@@ -172,25 +172,24 @@ def batch_model_csi2021(exp, physics_names=("sin2_theta_w",), kernels=None):
         dT_ds = ((1 - wa3) * (t01 - t00) + wa3 * (t11 - t10)) / sstep
         flux = nu[:, 0, None, None]
         sig = _outer_sum(S, Tt)
-        J = np.empty((P, P_pe, T_t, 10), dtype=np.float32)  # single precision: only the Newton direction
-        J[..., 0] = sig
+        J = np.empty((P, 10, P_pe, T_t), dtype=np.float32)  # single precision: only the Newton direction
+        J[:, 0] = sig
         for j in range(3):
-            J[..., 1 + j] = flux * _outer_sum(dS[j], Tt)
-        J[..., 4] = flux * _outer_sum(S, dT_dm)
-        J[..., 5] = flux * _outer_sum(S, dT_ds)
+            J[:, 1 + j] = flux * _outer_sum(dS[j], Tt)
         ij, wj = _bracket(exp.brn_shift_grid, nu[:, 7])
         bt = (1 - wj)[:, None] * brn_tg[ij] + wj[:, None] * brn_tg[ij + 1]
         dbt = (brn_tg[ij + 1] - brn_tg[ij]) / bstep
         nt = (1 - wa)[:, None] * nin_tg[ia] + wa[:, None] * nin_tg[ia + 1]
         dnt = (nin_tg[ia + 1] - nin_tg[ia]) / mstep
-        J[..., 6] = bt[:, None, :] * brn_pe[None, :, None]
-        J[..., 7] = (nu[:, 6, None] * dbt)[:, None, :] * brn_pe[None, :, None]
-        J[..., 8] = nt[:, None, :] * nin_pe[None, :, None]
-        J[..., 4] += (nu[:, 8, None] * dnt)[:, None, :] * nin_pe[None, :, None]
-        J = J.reshape(P, P_pe * T_t, 10)
-        J[:, :, 9] = ss[None, :]
-        mu = flux[:, :, 0] * sig.reshape(P, -1) + nu[:, 6, None] * J[:, :, 6] + nu[:, 8, None] * J[:, :, 8] + \
-            nu[:, 9, None] * ss[None, :]
+        J[:, 4] = flux * _outer_sum(S, dT_dm) + (nu[:, 8, None] * dnt)[:, None, :] * nin_pe[None, :, None]
+        J[:, 5] = flux * _outer_sum(S, dT_ds)
+        J[:, 6] = bt[:, None, :] * brn_pe[None, :, None]
+        J[:, 7] = (nu[:, 6, None] * dbt)[:, None, :] * brn_pe[None, :, None]
+        J[:, 8] = nt[:, None, :] * nin_pe[None, :, None]
+        J = J.reshape(P, 10, P_pe * T_t)
+        J[:, 9] = ss[None, :]
+        mu = (flux[:, :, 0] * sig.reshape(P, -1) + (nu[:, 6, None, None] * bt[:, None, :] * brn_pe[None, :, None]).reshape(P, -1)
+              + (nu[:, 8, None, None] * nt[:, None, :] * nin_pe[None, :, None]).reshape(P, -1) + nu[:, 9, None] * ss[None, :])
         return mu, J
 
     def take_state(state, idx):
@@ -209,9 +208,9 @@ def batch_model_released_templates(exp, physics_names=("sin2_theta_w",), kernels
     engine prediction, so new physics changes the rate and the energy/time (flavour) shape but keeps the
     collaboration's SM normalisation and detector model. Nuisances: sns_flux_norm, the signal's other normalisation,
     background normalisations and shape variants (names as in its likelihood)."""
-    from cevns.interactions.bsm import kernels_for
+    from cevns.physics_params import required_kernels
 
-    kernels = kernels or kernels_for(physics_names)
+    kernels = kernels or required_kernels(physics_names)
     eng = exp.engine
     if eng is None:
         from cevns.errors import ConfigError
@@ -293,12 +292,12 @@ def batch_model_released_templates(exp, physics_names=("sin2_theta_w",), kernels
     m_all = len(nuis)
 
     def value_and_jacobian(ratio, nu):
-        """μ and ∂μ/∂ν: every nuisance enters linearly or piecewise linearly (template morphing)."""
+        """μ and ∂μ/∂ν (P, m, bins): every nuisance enters linearly or piecewise linearly (template morphing)."""
         P = nu.shape[0]
         if ratio.shape[0] != P:
             ratio = np.broadcast_to(ratio, (P, ratio.shape[1]))
         mu = np.zeros((P, observed.size))
-        J = np.zeros((P, observed.size, m_all), dtype=np.float32)  # single precision: only the Newton direction
+        J = np.zeros((P, m_all, observed.size), dtype=np.float32)  # single precision: only the Newton direction
         for n, nom, dp, dm, idx in packed:
             t = nom[None, :]
             if len(idx):
@@ -310,17 +309,17 @@ def batch_model_released_templates(exp, physics_names=("sin2_theta_w",), kernels
                 base = t * ratio
                 scale = (nu[:, 0] * nu[:, 1])[:, None]
                 mu += scale * base
-                J[:, :, 0] = nu[:, 1, None] * base
-                J[:, :, 1] = nu[:, 0, None] * base
+                J[:, 0] = nu[:, 1, None] * base
+                J[:, 1] = nu[:, 0, None] * base
                 fac = scale * ratio * pos
             else:
                 scale = nu[:, bg_pos[n], None]
                 mu += scale * t
-                J[:, :, bg_pos[n]] = t
+                J[:, bg_pos[n]] = t
                 fac = scale * pos
             for j, gj in enumerate(idx):
-                th = nu[:, gj + ns, None]
-                J[:, :, gj + ns] = fac * np.where(th >= 0, dp[j][None, :], dm[j][None, :])
+                up = nu[:, gj + ns] >= 0
+                J[:, gj + ns] = fac * np.where(up[:, None], dp[j][None, :], dm[j][None, :])
         return mu, J
 
     return BatchedModel(exp.name, list(physics_names), nuis, observed, expected, prepare, value_and_jacobian,

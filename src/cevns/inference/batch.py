@@ -54,7 +54,7 @@ class BatchedModel:
     observed: np.ndarray
     expected: Callable[[object, np.ndarray], np.ndarray]
     prepare: Callable[[dict], object] = lambda phys: phys
-    #: optional (state, nu) -> (mu (P, bins), J (P, bins, m)): analytic Jacobian, used instead of finite differences
+    #: optional (state, nu) -> (mu (P, bins), J (P, m, bins)): analytic Jacobian, used instead of finite differences
     value_and_jacobian: Callable[[object, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
     #: optional (state, idx) -> state of the points idx (default: a state array with the points on axis 0)
     take_state: Callable[[object, np.ndarray], object] | None = None
@@ -173,18 +173,18 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
                 continue
             mu0s = np.maximum(mu0, 1e-12)
             if part.value_and_jacobian is not None:
-                J = part.value_and_jacobian(st, a_nu[:, mp])[1]
+                J = part.value_and_jacobian(st, a_nu[:, mp])[1]  # (P, m_part, bins)
             else:
-                J = np.empty((n_act, mu0.shape[1], len(mp)))
+                J = np.empty((n_act, len(mp), mu0.shape[1]))
                 for j, gj in enumerate(mp):
                     h = steps[gj]
                     nu_h = a_nu.copy()
                     nu_h[:, gj] += h
-                    J[:, :, j] = (part.expected(st, nu_h[:, mp]) - mu0) / h
+                    J[:, j, :] = (part.expected(st, nu_h[:, mp]) - mu0) / h
             w = (1.0 - np.atleast_2d(n) / mu0s).astype(J.dtype)
-            grad[:, mp] += 2.0 * np.matmul(w[:, None, :], J)[:, 0, :]
-            Jw = J * (1.0 / mu0s).astype(J.dtype)[:, :, None]
-            fisher[:, mp[:, None], mp[None, :]] += 2.0 * np.matmul(Jw.transpose(0, 2, 1), J)  # batched BLAS
+            grad[:, mp] += 2.0 * np.matmul(J, w[:, :, None])[:, :, 0]
+            Jw = J * (1.0 / mu0s).astype(J.dtype)[:, None, :]
+            fisher[:, mp[:, None], mp[None, :]] += 2.0 * np.matmul(Jw, J.transpose(0, 2, 1))  # batched BLAS
         fisher += 1e-12 * np.eye(m)
         delta = -np.linalg.solve(fisher, grad[..., None])[..., 0]
         best_nu, best_chi = a_nu.copy(), a_chi.copy()

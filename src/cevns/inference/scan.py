@@ -106,13 +106,31 @@ def _grid(axes: dict[str, np.ndarray]):
     return names, mesh[0].shape, {n: m for n, m in zip(names, mesh)}
 
 
+def _coarse_start(model, phys_rows: dict[str, np.ndarray], fixed: dict, n_iter: int, stride: int = 3):
+    """Warm starts for a block of rows from its neighbours: profile every ``stride``-th point of every
+    ``stride``-th row, then give each point the nuisances of its nearest profiled neighbour. (R, C, m)"""
+    R, Ccols = next(iter(phys_rows.values())).shape
+    ri = np.unique(np.r_[np.arange(0, R, stride), R - 1])
+    ci = np.unique(np.r_[np.arange(0, Ccols, stride), Ccols - 1])
+    sub = {k: v[np.ix_(ri, ci)] for k, v in phys_rows.items()}
+    _, nu_c = _profile_rows(model, sub, fixed, n_iter, coarse=False)
+    near_r = ri[np.abs(np.arange(R)[:, None] - ri[None, :]).argmin(axis=1)]
+    near_c = ci[np.abs(np.arange(Ccols)[:, None] - ci[None, :]).argmin(axis=1)]
+    pos_r = np.searchsorted(ri, near_r)
+    pos_c = np.searchsorted(ci, near_c)
+    return nu_c[pos_r][:, pos_c]
+
+
 def _profile_rows(recipe_or_model, phys_rows: dict[str, np.ndarray], fixed: dict, n_iter: int,
-                  target_batch: int = 2048):
+                  target_batch: int = 2048, coarse: bool = True):
     """Profile a block of rows (R, C). Rows are profiled in batches of about ``target_batch`` points; each batch
     is warm-started from the profiled nuisances of the last row before it (its neighbours along the first axis).
     Returns (χ² (R, C), ν̂ (R, C, m))."""
     model = recipe_or_model.build() if isinstance(recipe_or_model, ModelRecipe) else recipe_or_model
     R, Ccols = next(iter(phys_rows.values())).shape
+    warm = None
+    if coarse and R >= 12 and Ccols >= 12:  # 2-D blocks: coarse grid first, then warm starts from neighbours
+        warm = _coarse_start(model, phys_rows, fixed, n_iter)
     step = max(1, target_batch // max(Ccols, 1))
     chi = np.empty((R, Ccols))
     nus = None
@@ -121,7 +139,10 @@ def _profile_rows(recipe_or_model, phys_rows: dict[str, np.ndarray], fixed: dict
         b = min(a + step, R)
         phys = {k: v[a:b].ravel() for k, v in phys_rows.items()}
         phys.update({k: np.full((b - a) * Ccols, float(v)) for k, v in fixed.items()})
-        start = None if last is None else np.tile(last, (b - a, 1))
+        if warm is not None:
+            start = warm[a:b].reshape((b - a) * Ccols, -1)
+        else:
+            start = None if last is None else np.tile(last, (b - a, 1))
         c, nu = profile_batch(model, phys, n_iter=n_iter, start=start)
         if nus is None:
             nus = np.empty((R, Ccols, nu.shape[1]))

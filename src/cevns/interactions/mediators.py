@@ -99,7 +99,7 @@ def zprime_charge_shift(g, m_MeV, T_MeV, M_MeV: float, Z: int, N: int, F_p, F_n,
     Z g_V^p F_p + N g_V^n F_n before squaring (interference)."""
     T = np.asarray(T_MeV, float)
     eps = vector_epsilon(g, m_MeV, 2.0 * M_MeV * T, model)
-    cu, cd = quark_coefficients(Z, N, F_p, F_n)
+    cu, cd = (np.broadcast_to(c, T.shape) for c in quark_coefficients(Z, N, F_p, F_n))
     return eps["u"] * cu[None, :] + eps["d"] * cd[None, :]
 
 

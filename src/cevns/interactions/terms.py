@@ -52,15 +52,16 @@ def rate_terms(phys: dict, iso, flavour: str, T_MeV, form_factor_model: str = "h
                kernels: tuple[str, ...] = ("sm",)) -> dict[str, np.ndarray]:
     """Weights on the recoil nodes for each kernel name, shape (P, nodes): {'sm': Q_W,eff², ...}.
 
-    Parameters not given keep their SM value. Known here: sin2_theta_w, rn_Cs, rn_I, rn_Ar; the BSM models of
-    :mod:`cevns.interactions.bsm` extend this through :func:`cevns.interactions.bsm.bsm_rate_terms`.
+    Parameters not given keep their SM value. Known here: sin2_theta_w, rn_Cs, rn_I, rn_Ar, rn_CsI; every other
+    name of :mod:`cevns.physics_params` goes through :func:`cevns.physics_params.cevns_rate_terms`.
     """
     bsm_names = {k for k in phys if k not in ("sin2_theta_w", "rn_CsI") and k not in RADIUS_PARAMS.values()}
     if bsm_names:
-        from cevns.interactions.bsm import bsm_rate_terms  # NSI, magnetic moment, mediators
+        from cevns.physics_params import cevns_rate_terms  # NSI, magnetic moment, mediators, charge radius
 
-        return bsm_rate_terms(phys, iso, flavour, T_MeV, form_factor_model=form_factor_model, scheme=scheme,
-                              kernels=kernels)
+        # sterile mixing acts on the flux: the batched models fold ⟨sin²⟩-weighted kernels themselves
+        return cevns_rate_terms(phys, iso, flavour, T_MeV, form_factor_model=form_factor_model, scheme=scheme,
+                                oscillation="ignore", kernels=kernels)
     prot, neut = sm_charge_parts(phys, iso, flavour, T_MeV, form_factor_model, scheme)
     q = prot + neut
     return {"sm": q * q}
