@@ -208,7 +208,7 @@ def _polish(model, names, axes, best, chi_min, fixed):
 
     u0 = (np.array([best[n] for n in names]) - lo) / span
     try:
-        r = optimize.minimize(f, u0, method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-5, "maxfev": 200})
+        r = optimize.minimize(f, u0, method="Nelder-Mead", options={"xatol": 1e-3, "fatol": 1e-3, "maxfev": 40})
     except Exception:  # pragma: no cover - keep the grid minimum
         return best, chi_min
     if r.fun < chi_min:
