@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cevns import constants as C
+
 from cevns.inference.batch import BatchedModel
 from cevns.inference.likelihood import Parameter
 from cevns.interactions.terms import rate_terms
@@ -58,6 +60,32 @@ def _osc_kernels(holder, dm2: float, L_m: float, dL_m: float = 1.0):
     return cache[dm2]
 
 
+def electron_recoil_setup(exp, kernel_names, T_hi_MeV: float, n_per_panel: int = 16):
+    """ν–e scattering in a target: Gauss–Legendre nodes in the electron recoil T_e on (0, T_hi] (geometric panels, for
+    the 1/T magnetic term), and flux-folded electron kernels per (kernel, flavour, element) per atom of the material
+    (× number of atoms). Kinematics: E_ν ≥ (T + √(T² + 2 m_e T))/2."""
+    from cevns.interactions.cevns import e_nu_min
+    from cevns.physics_params import KERNELS
+
+    x, w = np.polynomial.legendre.leggauss(n_per_panel)
+    edges = T_hi_MeV * np.geomspace(1e-4, 1.0, 9)
+    edges = np.r_[0.0, edges]
+    T = np.concatenate([lo + 0.5 * (hi - lo) * (x + 1) for lo, hi in zip(edges[:-1], edges[1:])])
+    W = np.concatenate([0.5 * (hi - lo) * w for lo, hi in zip(edges[:-1], edges[1:])])
+    emin = e_nu_min(T, C.M_ELECTRON)
+    atoms: dict[str, float] = {}
+    for iso, n in exp.components:
+        atoms[iso.symbol] = atoms.get(iso.symbol, 0.0) + n
+    kern = {}
+    for f in exp.source.flavours:
+        sp = exp.source.spectrum(f)
+        for k in kernel_names:
+            folded = sp.fold(lambda E: KERNELS[k](T[:, None], E, C.M_ELECTRON), emin)
+            for el, n in atoms.items():
+                kern[(k, f, el)] = exp.source.fluence_per_cm2(f) * n * W * folded
+    return T, kern, atoms
+
+
 def _outer_sum(S, T):
     """Σ_c S[p, c, x] T[p, c, t] → (p, x, t) for the two timing components (faster than einsum here)."""
     return S[:, 0, :, None] * T[:, 0, None, :] + S[:, 1, :, None] * T[:, 1, None, :]
@@ -70,13 +98,16 @@ def _bracket(grid, x):
     return i, u - i
 
 
-def batch_model_csi2021(exp, physics_names=("sin2_theta_w",), kernels=None):
+def batch_model_csi2021(exp, physics_names=("sin2_theta_w",), kernels=None, electron_recoils=None):
     """Batched model of COHERENT CsI 2021 (:class:`cevns.experiments.csi2021.StoppedPionEventsExperiment`).
 
     Nuisances (names as in its likelihood): sns_flux_norm and the csi21_* detector/background parameters."""
     from cevns.physics_params import required_kernels
 
     kernels = kernels or required_kernels(physics_names)
+    if electron_recoils is None:  # ν–e scattering matters for electromagnetic and mediator models (CsI has no PSD)
+        electron_recoils = bool(set(physics_names) & {"mu_nu_e", "mu_nu_mu", "g_zprime", "g_zprime_BL", "g_scalar",
+                                                     "chr_nu_e", "chr_nu_mu"})
     flav = list(exp.flavours)
     comp = exp._comp_idx  # 0 prompt, 1 delayed per flavour
     ff, scheme = exp.form_factor, exp.scheme
@@ -94,6 +125,20 @@ def batch_model_csi2021(exp, physics_names=("sin2_theta_w",), kernels=None):
                 for f in flav:
                     per[(k, f, iso.name)] = R * kern[k][(f, iso.name)][None, :]
         mats.append(per)
+    # ν–e scattering: electron recoils seen without quenching (E_ee = T_e), same gamma smearing and efficiency
+    from cevns.physics_params import required_kernels
+    from cevns.detectors.smearing import gamma_pe_matrix
+
+    e_kernels = required_kernels(physics_names, target="electron") if electron_recoils else ()
+    e_mats = []
+    if e_kernels:
+        T_hi = 1.3e-3 * exp.pe_edges[-1] / exp.light_yield  # MeV: a little above the largest PE of the window
+        Te, ekern, atoms = electron_recoil_setup(exp, e_kernels, T_hi)
+        fine = gamma_pe_matrix(Te * 1e3, exp.light_yield, exp.fine_pe_edges, *exp.gamma_coefs)
+        centres = 0.5 * (exp.fine_pe_edges[:-1] + exp.fine_pe_edges[1:])
+        for z in settings:
+            Re = (exp._agg_pe * exp.efficiency(centres, z[2])[None, :]) @ fine
+            e_mats.append({key: Re * kv[None, :] for key, kv in ekern.items()})
     P_pe, T_t = exp.npe, exp.nt
     nuis = [Parameter("sns_flux_norm", 1.0, (0.3, 2.0), (1.0, exp.flux_sigma), 0.05)] + exp.nuisance_parameters()
     tg = exp._time_grid  # (n_mean, n_sigma, 2, T)
@@ -112,6 +157,15 @@ def batch_model_csi2021(exp, physics_names=("sin2_theta_w",), kernels=None):
         for s, per in enumerate(mats):
             for key, (w, c) in terms.items():
                 S[s, :, c] += w @ per[key].T
+        if e_mats:
+            from cevns.physics_params import electron_rate_terms
+
+            for el in atoms:
+                for fi, f in enumerate(flav):
+                    for k, w in electron_rate_terms(phys, el, f, Te, oscillation="ignore").items():
+                        w = np.broadcast_to(w, (P, len(Te)))
+                        for si, per in enumerate(e_mats):
+                            S[si, :, comp[fi]] += w @ per[(k, f, el)].T
         osc = _osc_groups(phys, P)
         if osc is not None:  # ν_α → ν_s removes a fraction ⟨P(α→s)⟩(E) of the SM-kernel events
             groups, amp = osc
