@@ -4,20 +4,17 @@ from __future__ import annotations
 import time
 
 
-def _best_of(fn, repeat=5, number=20):
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / number)
-    return best
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import best_of as _best_of  # noqa: E402
 
 
 def _exp():
-    from cevns.experiments import load_experiment
+    from _timing import experiment
 
-    return load_experiment("coherent-ar-2020")
+    return experiment("coherent-ar-2020")
 
 
 def bench_likelihood():

@@ -6,20 +6,17 @@ import time
 import numpy as np
 
 
-def _best_of(fn, repeat=5, number=20):
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / number)
-    return best
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import best_of as _best_of  # noqa: E402
 
 
 def _exp():
-    from cevns.experiments import load_experiment
+    from _timing import experiment
 
-    return load_experiment("coherent-csi-2017")
+    return experiment("coherent-csi-2017")
 
 
 def bench_expectation():

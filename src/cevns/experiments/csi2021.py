@@ -38,6 +38,7 @@ from cevns.detectors.quenching import PolynomialEee
 from cevns.detectors.response import aggregate_rows
 from cevns.detectors.smearing import gamma_pe_matrix
 from cevns.errors import ConfigError, DataError, UnknownNameError
+from cevns.experiments.base import SpecExperiment
 from cevns.experiments.releases import data_path, read_table
 from cevns.experiments.stopped_pion import edges_from_spec
 from cevns.inference.likelihood import BinnedPoissonLikelihood, Parameter
@@ -116,7 +117,7 @@ class FastBinnedPoissonLikelihood(BinnedPoissonLikelihood):
 
 
 @dataclass
-class StoppedPionEventsExperiment:
+class StoppedPionEventsExperiment(SpecExperiment):
     """A (PE × t_rec) CEvNS experiment built from unbinned event lists. Construct with :meth:`from_spec`."""
 
     spec: dict
@@ -128,20 +129,6 @@ class StoppedPionEventsExperiment:
     brn_shift_half_range_us: float = 0.25
     n_time_sub: int = 25
     _cache: dict = field(default_factory=dict, repr=False)
-
-    # ---- construction --------------------------------------------------------------------------------------
-    @classmethod
-    def from_spec(cls, spec: dict, data_root: str | None = None) -> "StoppedPionEventsExperiment":
-        exp = cls(spec, data_root)
-        exp._setup()
-        return exp
-
-    @property
-    def name(self) -> str:
-        return self.spec["name"]
-
-    def _file(self, fname: str):
-        return data_path(self.spec["dataset"], fname, self.data_root)
 
     def _setup(self) -> None:
         sp = self.spec

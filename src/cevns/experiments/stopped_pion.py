@@ -18,6 +18,7 @@ from cevns.detectors.efficiency import coherent2017_efficiency
 from cevns.detectors.quenching import ConstantQuenching, quenching_from_spec
 from cevns.detectors.response import PEResponse
 from cevns.errors import ConfigError
+from cevns.experiments.base import SpecExperiment
 from cevns.experiments.releases import data_path, read_grid3, read_table
 from cevns.inference.likelihood import BinnedPoissonLikelihood, Parameter
 from cevns.interactions.cevns import nucleon_couplings, nucleon_form_factors
@@ -51,27 +52,13 @@ class _WithQuenching:
 
 
 @dataclass
-class StoppedPionPETimeExperiment:
+class StoppedPionPETimeExperiment(SpecExperiment):
     """A (PE × time) CEvNS experiment at a stopped-pion source. Construct with :meth:`from_spec`."""
 
     spec: dict
     data_root: str | None = None
     qf_grid_sigmas: tuple[float, ...] = (-3, -2, -1.5, -1, -0.5, 0, 0.5, 1, 1.5, 2, 3)
     _cache: dict = field(default_factory=dict, repr=False)
-
-    # ---- construction --------------------------------------------------------------------------------------
-    @classmethod
-    def from_spec(cls, spec: dict, data_root: str | None = None) -> "StoppedPionPETimeExperiment":
-        exp = cls(spec, data_root)
-        exp._setup()
-        return exp
-
-    @property
-    def name(self) -> str:
-        return self.spec["name"]
-
-    def _file(self, fname: str):
-        return data_path(self.spec["dataset"], fname, self.data_root)
 
     def _setup(self) -> None:
         sp = self.spec

@@ -37,6 +37,7 @@ from cevns.detectors.quenching import quenching_from_spec
 from cevns.detectors.response import aggregate_rows
 from cevns.detectors.smearing import gaussian_matrix
 from cevns.errors import ConfigError, DataError, UnknownNameError
+from cevns.experiments.base import SpecExperiment
 from cevns.experiments.releases import data_path, read_table
 from cevns.experiments.stopped_pion import edges_from_spec
 from cevns.inference.likelihood import BinnedPoissonLikelihood, Parameter
@@ -245,26 +246,13 @@ class EnginePrediction:
 
 # ------------------------------------------------------------------------------------------------------------------
 @dataclass
-class ReleasedTemplatesExperiment:
+class ReleasedTemplatesExperiment(SpecExperiment):
     """A binned-template experiment (spec kind ``released_templates``). Construct with :meth:`from_spec`."""
 
     spec: dict
     data_root: str | None = None
     theta_limits: tuple[float, float] = (-4.0, 4.0)
     _cache: dict = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def from_spec(cls, spec: dict, data_root: str | None = None) -> "ReleasedTemplatesExperiment":
-        exp = cls(spec, data_root)
-        exp._setup()
-        return exp
-
-    @property
-    def name(self) -> str:
-        return self.spec["name"]
-
-    def _file(self, fname: str):
-        return data_path(self.spec["dataset"], fname, self.data_root)
 
     # -- construction -------------------------------------------------------------------------------------------
     def _setup(self) -> None:
