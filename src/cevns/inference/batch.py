@@ -155,26 +155,28 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
         return c + (((nu_ - cmean) ** 2) * cinv2).sum(axis=1)
 
     idx_all = np.arange(P)
-    states = prepare(idx_all)
+    full_states = prepare(idx_all)
+    states = full_states
     chi = chi2_of(parts_mu(states, nu), nu, obs_all)
     active = idx_all
     for it in range(n_iter):
         # points still improving are iterated; converged ones are left alone (active set shrinks)
-        if it > 0:
-            states = prepare(active)
+        if it > 0 and active.size < P:
+            states = [_take(part, st, active, P) for part, st in zip(model.parts, full_states)]
         n_act = active.size
         a_nu, a_chi, a_obs = nu[active], chi[active], sub_obs(active)
-        a_mus = parts_mu(states, a_nu)
         grad = 2.0 * (a_nu - cmean) * cinv2
         fisher = np.zeros((n_act, m, m))
         fisher[:, np.arange(m), np.arange(m)] = 2.0 * cinv2
-        for part, st, mp, mu0, n in zip(model.parts, states, model._maps, a_mus, a_obs):
+        for part, st, mp, n in zip(model.parts, states, model._maps, a_obs):
             if len(mp) == 0:
                 continue
-            mu0s = np.maximum(mu0, 1e-12)
             if part.value_and_jacobian is not None:
-                J = part.value_and_jacobian(st, a_nu[:, mp])[1]  # (P, m_part, bins)
+                mu0, J = part.value_and_jacobian(st, a_nu[:, mp])  # μ and J (P, m_part, bins) in one pass
+                mu0s = np.maximum(mu0, 1e-12)
             else:
+                mu0 = part.expected(st, a_nu[:, mp])
+                mu0s = np.maximum(mu0, 1e-12)
                 J = np.empty((n_act, len(mp), mu0.shape[1]))
                 for j, gj in enumerate(mp):
                     h = steps[gj]
