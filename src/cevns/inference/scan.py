@@ -207,8 +207,12 @@ def _polish(model, names, axes, best, chi_min, fixed):
         return float(profile_batch(model, phys)[0][0])
 
     u0 = (np.array([best[n] for n in names]) - lo) / span
+    # a simplex of one grid step around the grid minimum; the grid already located the basin
+    steps = np.array([1.0 / max(len(axes[n]) - 1, 1) for n in names])
+    simplex = np.vstack([u0] + [u0 + np.eye(len(names))[i] * steps[i] for i in range(len(names))])
     try:
-        r = optimize.minimize(f, u0, method="Nelder-Mead", options={"xatol": 1e-3, "fatol": 1e-3, "maxfev": 40})
+        r = optimize.minimize(f, u0, method="Nelder-Mead",
+                              options={"xatol": 1e-3, "fatol": 1e-3, "maxfev": 30, "initial_simplex": simplex})
     except Exception:  # pragma: no cover - keep the grid minimum
         return best, chi_min
     if r.fun < chi_min:
