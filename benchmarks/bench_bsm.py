@@ -20,9 +20,12 @@ def bench_nsi():
 
     r = _recipe(("eps_ee_uV", "eps_ee_dV"))
     axes = {"eps_ee_uV": np.linspace(-0.5, 0.7, 101), "eps_ee_dV": np.linspace(-0.5, 0.7, 101)}
-    t0 = time.perf_counter()
-    scan(r, axes, progress=False)
-    return time.perf_counter() - t0
+    best = float("inf")
+    for _ in range(2):  # best of two, like the other benchmarks' best-of-N
+        t0 = time.perf_counter()
+        scan(r, axes, progress=False)
+        best = min(best, time.perf_counter() - t0)
+    return best
 
 
 def bench_mediator():

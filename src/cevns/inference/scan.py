@@ -106,7 +106,7 @@ def _grid(axes: dict[str, np.ndarray]):
     return names, mesh[0].shape, {n: m for n, m in zip(names, mesh)}
 
 
-def _coarse_start(model, phys_rows: dict[str, np.ndarray], fixed: dict, n_iter: int, stride: int = 3):
+def _coarse_start(model, phys_rows: dict[str, np.ndarray], fixed: dict, n_iter: int, stride: int = 4):
     """Warm starts for a block of rows from its neighbours: profile every ``stride``-th point of every
     ``stride``-th row, then give each point the nuisances of its nearest profiled neighbour. (R, C, m)"""
     R, Ccols = next(iter(phys_rows.values())).shape
@@ -122,7 +122,7 @@ def _coarse_start(model, phys_rows: dict[str, np.ndarray], fixed: dict, n_iter: 
 
 
 def _profile_rows(recipe_or_model, phys_rows: dict[str, np.ndarray], fixed: dict, n_iter: int,
-                  target_batch: int = 2048, coarse: bool = True):
+                  target_batch: int = 768, coarse: bool = True):
     """Profile a block of rows (R, C). Rows are profiled in batches of about ``target_batch`` points; each batch
     is warm-started from the profiled nuisances of the last row before it (its neighbours along the first axis).
     Returns (χ² (R, C), ν̂ (R, C, m))."""
@@ -187,7 +187,8 @@ def scan(model, axes: dict[str, np.ndarray], fixed: dict | None = None, progress
     i_min = np.unravel_index(int(np.argmin(chi)), shape)
     best = {n: float(mesh[n][i_min]) for n in names}
     chi_min = float(chi[i_min])
-    if polish:
+    interior = all(0 < i < len(axes[n]) - 1 for i, n in zip(i_min, names))
+    if polish and interior:  # a grid minimum on the edge of the scan (or of a degenerate band) is not refined
         best, chi_min = _polish(built, names, axes, best, chi_min, fixed)
     return ScanResult(list(getattr(model, "experiments", [built.name])), names,
                       {n: np.asarray(axes[n], float) for n in names}, chi, best, chi_min, fixed, nuh,
