@@ -115,12 +115,14 @@ def _as_combined(model) -> CombinedBatchedModel:
 
 def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start: np.ndarray | None = None,
                   tol: float = 1e-4, observed: list[np.ndarray] | None = None,
-                  size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  size: int | None = None, constraint_means: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Profile all nuisances at every point. Returns (χ² (P,), ν̂ (P, m)).
 
     physics: name → (P,) arrays (scalars broadcast); start: (P, m) warm start (default: nuisance defaults);
     observed: per part, a (P, bins) array of pseudo-data replacing the model's data (toys, Asimov);
-    size: number of points when every physics value is a scalar (e.g. toys at one θ).
+    size: number of points when every physics value is a scalar (e.g. toys at one θ);
+    constraint_means: (P, m) centres of the Gaussian pull terms per point (randomised auxiliary measurements of toys;
+    default: the nuisances' nominal constraint means).
     """
     model = _as_combined(model)
     sizes = {np.size(v) for v in physics.values()} - {1}
@@ -134,7 +136,9 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
     m = len(nu_list)
     lo = np.array([q.limits[0] if q.limits[0] is not None else -np.inf for q in nu_list])
     hi = np.array([q.limits[1] if q.limits[1] is not None else np.inf for q in nu_list])
-    cmean = np.array([q.constraint[0] if q.constraint else 0.0 for q in nu_list])
+    cmean_all = np.tile([q.constraint[0] if q.constraint else 0.0 for q in nu_list], (P, 1))
+    if constraint_means is not None:
+        cmean_all = np.broadcast_to(np.asarray(constraint_means, float), (P, m))
     cinv2 = np.array([1.0 / q.constraint[1] ** 2 if q.constraint else 0.0 for q in nu_list])
     steps = np.array([max(abs(q.step), 1e-6) for q in nu_list]) * 1e-2
     nu = np.tile([q.value for q in nu_list], (P, 1)) if start is None else np.array(start, dtype=float)
@@ -150,14 +154,14 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
     def parts_mu(states_, nu_):
         return [part.expected(st, nu_[:, mp]) for part, st, mp in zip(model.parts, states_, model._maps)]
 
-    def chi2_of(mus_, nu_, obs_):
+    def chi2_of(mus_, nu_, obs_, idx):
         c = sum(batch_poisson_chi2(mu, o) for mu, o in zip(mus_, obs_))
-        return c + (((nu_ - cmean) ** 2) * cinv2).sum(axis=1)
+        return c + (((nu_ - cmean_all[idx]) ** 2) * cinv2).sum(axis=1)
 
     idx_all = np.arange(P)
     full_states = prepare(idx_all)
     states = full_states
-    chi = chi2_of(parts_mu(states, nu), nu, obs_all)
+    chi = chi2_of(parts_mu(states, nu), nu, obs_all, idx_all)
     active = idx_all
     for it in range(n_iter):
         # points still improving are iterated; converged ones are left alone (active set shrinks)
@@ -165,7 +169,7 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
             states = [_take(part, st, active, P) for part, st in zip(model.parts, full_states)]
         n_act = active.size
         a_nu, a_chi, a_obs = nu[active], chi[active], sub_obs(active)
-        grad = 2.0 * (a_nu - cmean) * cinv2
+        grad = 2.0 * (a_nu - cmean_all[active]) * cinv2
         fisher = np.zeros((n_act, m, m))
         fisher[:, np.arange(m), np.arange(m)] = 2.0 * cinv2
         for part, st, mp, n in zip(model.parts, states, model._maps, a_obs):
@@ -196,7 +200,8 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
             trial = np.clip(a_nu[pending] + lam * delta[pending], lo, hi)
             st_p = states if pending.size == n_act else [_take(part, st, pending, n_act)
                                                          for part, st in zip(model.parts, states)]
-            tchi = chi2_of(parts_mu(st_p, trial), trial, [o if o.ndim == 1 else o[pending] for o in a_obs])
+            tchi = chi2_of(parts_mu(st_p, trial), trial, [o if o.ndim == 1 else o[pending] for o in a_obs],
+                           active[pending])
             ok = tchi <= best_chi[pending]
             best_nu[pending[ok]] = trial[ok]
             best_chi[pending[ok]] = tchi[ok]

@@ -302,16 +302,24 @@ def feldman_cousins_1d(recipe, name: str, values, n_toys: int = 200, seed: int =
     data_t = res.chi2 - res.chi2.min()
     rng = np.random.default_rng(seed)
     crit = np.empty(len(vals))
+    nuis = model.nuisances
+    sig = np.array([q.constraint[1] if q.constraint else 0.0 for q in nuis])
+    cen = np.array([q.constraint[0] if q.constraint else 0.0 for q in nuis])
     parts = model.parts if hasattr(model, "parts") else [model]
     for i in tqdm(range(len(vals)), desc=f"Feldman-Cousins {name}", disable=not progress):
         phys_i = {name: np.array([vals[i]]), **{k: np.array([float(v)]) for k, v in fixed.items()}}
         nu_i = res.nuisances_hat[i][None, :]
         mus = _expected_parts(model, phys_i, nu_i)
         toys = [rng.poisson(np.broadcast_to(mu, (n_toys, mu.shape[1]))).astype(float) for mu in mus]
+        # auxiliary measurements of the constrained nuisances fluctuate too: centres drawn around ν̂(θ_i)
+        # (the profile construction of Cranmer, arXiv:physics/0511028 / the LHC CLs recipe)
+        aux = np.tile(nu_i, (n_toys, 1)) + rng.normal(size=(n_toys, len(sig))) * sig
+        aux = np.where(sig > 0, aux, cen)
         # every toy profiled at every grid value in one batch: (n_vals × n_toys) points
         nv = len(vals)
         phys_all = {name: np.repeat(vals, n_toys), **{k: np.full(nv * n_toys, float(v)) for k, v in fixed.items()}}
-        c_all, _ = profile_batch(model, phys_all, observed=[np.tile(t_, (nv, 1)) for t_ in toys])
+        c_all, _ = profile_batch(model, phys_all, observed=[np.tile(t_, (nv, 1)) for t_ in toys],
+                                 constraint_means=np.tile(aux, (nv, 1)))
         c_all = c_all.reshape(nv, n_toys)
         t = c_all[i] - c_all.min(axis=0)
         crit[i] = np.quantile(t, cl)
