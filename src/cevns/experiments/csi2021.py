@@ -39,10 +39,10 @@ from cevns.detectors.response import aggregate_rows
 from cevns.detectors.smearing import gamma_pe_matrix
 from cevns.errors import ConfigError, DataError, UnknownNameError
 from cevns.experiments.base import SpecExperiment
-from cevns.experiments.releases import data_path, read_table
+from cevns.interactions.terms import qw2_at, sin2_qw2_coefficients
+from cevns.experiments.releases import read_table
 from cevns.experiments.stopped_pion import edges_from_spec
 from cevns.inference.likelihood import BinnedPoissonLikelihood, Parameter
-from cevns.interactions.cevns import nucleon_couplings, nucleon_form_factors
 from cevns.rates import FluxKernels, flux_kernels
 from cevns.sources.stopped_pion import StoppedPionSource, gaussian_pulse_time_cdf
 from cevns.targets.materials import material
@@ -92,28 +92,8 @@ class _UniformGrid:
         return float(self.values[0]), float(self.values[-1])
 
 
-class FastBinnedPoissonLikelihood(BinnedPoissonLikelihood):
-    """:class:`BinnedPoissonLikelihood` with the same χ² (Baker–Cousins + Gaussian pulls) and fewer NumPy calls per
-    evaluation (the per-call overhead dominates for a few hundred bins): ``expected`` must return the flattened
-    bins of ``observed``."""
-
-    def data_chi2(self, x) -> float:
-        mu = self.expected(x)
-        mpos = mu[self._pos]
-        if mpos.min() <= 0:
-            return float("inf")
-        return 2.0 * (float(mu.sum()) - float(self._npos @ np.log(mpos)) + self._const)
-
-    def pull_chi2(self, x) -> float:
-        key = id(self.parameters)
-        if getattr(self, "_pull_key", None) != key:  # (re)build after with_parameter() replaced the list
-            inv = np.array([1.0 / p.constraint[1] if p.constraint else 0.0 for p in self.parameters])
-            mean = np.array([p.constraint[0] if p.constraint else 0.0 for p in self.parameters])
-            self._pull = (inv, mean * inv)
-            self._pull_key = key
-        inv, mean_inv = self._pull
-        r = np.asarray(x, dtype=float) * inv - mean_inv
-        return float(r @ r)
+#: kept for compatibility: the shared :class:`BinnedPoissonLikelihood` now has the fast χ² and pull terms
+FastBinnedPoissonLikelihood = BinnedPoissonLikelihood
 
 
 @dataclass
@@ -200,23 +180,13 @@ class StoppedPionEventsExperiment(SpecExperiment):
 
     # ---- weak charge on the nodes --------------------------------------------------------------------------
     def _qw2_components(self) -> None:
-        """Q_W(T; s²) = q₀(T) + (s² − s²₀) q₁(T) with q₁ = Z F_p dg_p/ds² = −2 Z F_p (arXiv:1708.01294 Eq. (1));
-        store Q_W² = c₀ + c₁Δ + c₂Δ² on every (flavour, isotope) node set."""
-        self._qw2c = {}
-        for iso, _ in self.components:
-            nd = self.kernels.nodes[iso.name]
-            Fp, Fn = nucleon_form_factors(nd.T_MeV, iso, self.form_factor)
-            for f in self.flavours:
-                gp, gn = nucleon_couplings(f, self.s2_ref, self.scheme)
-                gp1, _ = nucleon_couplings(f, self.s2_ref + 0.01, self.scheme)
-                q0 = iso.Z * gp * Fp + iso.N * gn * Fn
-                q1 = iso.Z * (gp1 - gp) / 0.01 * Fp
-                self._qw2c[(f, iso.name)] = np.stack([q0 * q0, 2.0 * q0 * q1, q1 * q1])
+        """Q_W² = c₀ + c₁Δ + c₂Δ² (Δ = sin²θ_W − s²₀) on every (flavour, isotope) node set."""
+        self._qw2c = sin2_qw2_coefficients(self.components, self.kernels.nodes, self.flavours, self.form_factor,
+                                           self.scheme, self.s2_ref)
 
     def qw2_sm(self, sin2_theta_w: float | None = None) -> dict:
         """Q_W² on the nodes per (flavour, isotope name) for a weak mixing angle (default: the SM value)."""
-        d = 0.0 if sin2_theta_w is None else float(sin2_theta_w) - self.s2_ref
-        return {k: c[0] + d * c[1] + d * d * c[2] for k, c in self._qw2c.items()}
+        return qw2_at(self._qw2c, sin2_theta_w, self.s2_ref)
 
     # ---- detector response ---------------------------------------------------------------------------------
     def qf_coeffs(self, z0: float = 0.0, z1: float = 0.0) -> np.ndarray:

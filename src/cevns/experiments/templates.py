@@ -38,10 +38,10 @@ from cevns.detectors.response import aggregate_rows
 from cevns.detectors.smearing import gaussian_matrix
 from cevns.errors import ConfigError, DataError, UnknownNameError
 from cevns.experiments.base import SpecExperiment
-from cevns.experiments.releases import data_path, read_table
+from cevns.interactions.terms import qw2_at, sin2_qw2_coefficients
+from cevns.experiments.releases import read_table
 from cevns.experiments.stopped_pion import edges_from_spec
 from cevns.inference.likelihood import BinnedPoissonLikelihood, Parameter
-from cevns.interactions.cevns import nucleon_couplings, nucleon_form_factors
 from cevns.rates import flux_kernels
 from cevns.sources.stopped_pion import StoppedPionSource
 from cevns.targets.materials import material
@@ -154,22 +154,13 @@ class EnginePrediction:
         return src.time_pdf(flavour, self.time_edges)
 
     def _qw2_coefficients(self) -> None:
-        """Q_W(T; s²) = q₀ + Δ q₁ with Δ = s² − s²₀, q₁ = Z F_p dg_p/ds² (g_p = 1/2 − 2s² at tree level,
-        arXiv:1708.01294 Eq. (1)); Q_W² = c₀ + c₁Δ + c₂Δ² per (flavour, isotope) on the nodes."""
-        self._qw2c = {}
-        for iso, _ in self.components:
-            nd = self.kernels.nodes[iso.name]
-            Fp, Fn = nucleon_form_factors(nd.T_MeV, iso, self.form_factor)
-            for f in self.flavours:
-                gp, gn = nucleon_couplings(f, self.s2_ref, self.scheme)
-                gp1, _ = nucleon_couplings(f, self.s2_ref + 0.01, self.scheme)
-                q0 = iso.Z * gp * Fp + iso.N * gn * Fn
-                q1 = iso.Z * (gp1 - gp) / 0.01 * Fp
-                self._qw2c[(f, iso.name)] = np.stack([q0 * q0, 2.0 * q0 * q1, q1 * q1])
+        """Q_W² = c₀ + c₁Δ + c₂Δ² (Δ = sin²θ_W − s²₀) on every (flavour, isotope) node set."""
+        self._qw2c = sin2_qw2_coefficients(self.components, self.kernels.nodes, self.flavours, self.form_factor,
+                                           self.scheme, self.s2_ref)
 
     def qw2(self, sin2_theta_w: float | None = None) -> dict:
-        d = 0.0 if sin2_theta_w is None else float(sin2_theta_w) - self.s2_ref
-        return {k: c[0] + d * c[1] + d * d * c[2] for k, c in self._qw2c.items()}
+        """Q_W² on the nodes per (flavour, isotope name) for a weak mixing angle (default: the SM value)."""
+        return qw2_at(self._qw2c, sin2_theta_w, self.s2_ref)
 
     # -- predictions --------------------------------------------------------------------------------------------
     def energy_spectra(self, sin2_theta_w: float | None = None, a: float | None = None, b: float | None = None) -> dict:
@@ -440,11 +431,9 @@ class ReleasedTemplatesExperiment(SpecExperiment):
 
     def likelihood(self, signal: str = "counts") -> BinnedPoissonLikelihood:
         """Binned Poisson likelihood over every bin; ``signal`` one of :data:`SIGNAL_MODES`."""
-        from cevns.experiments.csi2021 import FastBinnedPoissonLikelihood
-
         if signal not in SIGNAL_MODES:
             raise UnknownNameError("signal parameterisation", signal, SIGNAL_MODES)
-        return FastBinnedPoissonLikelihood(self.name, self.parameters(signal), self.expected_fn(signal),
+        return BinnedPoissonLikelihood(self.name, self.parameters(signal), self.expected_fn(signal),
                                            self.observed.ravel())
 
     # -- helpers ----------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ likelihood whose parameters are shared by name (a shared parameter must carry th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -70,12 +70,16 @@ class Likelihood:
         return x
 
     def pull_chi2(self, x: np.ndarray) -> float:
-        s = 0.0
-        for p, v in zip(self.parameters, x):
-            if p.constraint is not None:
-                mean, sigma = p.constraint
-                s += ((v - mean) / sigma) ** 2
-        return s
+        """Σ ((θ − mean)/σ)² over constrained parameters (vectorised; rebuilt when ``parameters`` is replaced)."""
+        key = id(self.parameters)
+        if getattr(self, "_pull_key", None) != key:
+            inv = np.array([1.0 / p.constraint[1] if p.constraint else 0.0 for p in self.parameters])
+            mean = np.array([p.constraint[0] if p.constraint else 0.0 for p in self.parameters])
+            self._pull = (inv, mean * inv)
+            self._pull_key = key
+        inv, mean_inv = self._pull
+        r = np.asarray(x, dtype=float) * inv - mean_inv
+        return float(r @ r)
 
     def data_chi2(self, x: np.ndarray) -> float:  # pragma: no cover - abstract
         raise NotImplementedError

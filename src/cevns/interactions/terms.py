@@ -11,10 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from cevns import constants as C
-from cevns.errors import UnknownNameError
 from cevns.interactions.cevns import nucleon_couplings, nucleon_form_factors
 
-__all__ = ["rate_terms", "sm_charge_parts", "RADIUS_PARAMS"]
+__all__ = ["rate_terms", "sm_charge_parts", "RADIUS_PARAMS", "sin2_qw2_coefficients", "qw2_at"]
 
 #: neutron-radius parameters by element symbol (fm)
 RADIUS_PARAMS = {"Cs": "rn_Cs", "I": "rn_I", "Ar": "rn_Ar"}
@@ -65,3 +64,27 @@ def rate_terms(phys: dict, iso, flavour: str, T_MeV, form_factor_model: str = "h
     prot, neut = sm_charge_parts(phys, iso, flavour, T_MeV, form_factor_model, scheme)
     q = prot + neut
     return {"sm": q * q}
+
+
+def sin2_qw2_coefficients(components, nodes, flavours, form_factor_model: str = "helm", scheme: str = "pdg",
+                          s2_ref: float = C.SIN2_THETA_W_0) -> dict[tuple[str, str], np.ndarray]:
+    """Q_W² on the recoil nodes as a quadratic in Δ = sin²θ_W − s²_ref: {(flavour, isotope name): (c₀, c₁, c₂)}, shape
+    (3, nodes), with Q_W = q₀ + Δ q₁ and q₁ = Z F_p dg_V^p/ds² (g_V^p is linear in s², arXiv:1708.01294 Eq. (1)).
+    ``nodes`` maps isotope names to :class:`cevns.rates.RecoilNodes`."""
+    out = {}
+    for iso, _ in components:
+        T = nodes[iso.name].T_MeV
+        Fp, Fn = nucleon_form_factors(T, iso, form_factor_model)
+        for f in flavours:
+            gp, gn = nucleon_couplings(f, s2_ref, scheme)
+            gp1, _ = nucleon_couplings(f, s2_ref + 0.01, scheme)
+            q0 = iso.Z * gp * Fp + iso.N * gn * Fn
+            q1 = iso.Z * (gp1 - gp) / 0.01 * Fp
+            out[(f, iso.name)] = np.stack([q0 * q0, 2.0 * q0 * q1, q1 * q1])
+    return out
+
+
+def qw2_at(coefficients: dict, sin2_theta_w: float | None, s2_ref: float = C.SIN2_THETA_W_0) -> dict:
+    """Evaluate :func:`sin2_qw2_coefficients` at one sin²θ_W (None: the reference value)."""
+    d = 0.0 if sin2_theta_w is None else float(sin2_theta_w) - s2_ref
+    return {k: c[0] + d * c[1] + d * d * c[2] for k, c in coefficients.items()}
