@@ -1,7 +1,6 @@
 """CENNS-10 argon (Analysis A) benchmarks (issue 3): one likelihood evaluation, whole fit (setup excluded)."""
 from __future__ import annotations
 
-import time
 
 
 import sys

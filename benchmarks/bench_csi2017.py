@@ -1,9 +1,7 @@
 """CsI 2017 benchmarks (issue 2): expectation, one likelihood evaluation, whole fit."""
 from __future__ import annotations
 
-import time
 
-import numpy as np
 
 
 import sys

@@ -1,7 +1,6 @@
 """CsI 2021 benchmarks (issue 3): one likelihood evaluation, the main fit, the 100-point sin²θ_W profile."""
 from __future__ import annotations
 
-import time
 
 import numpy as np
 

@@ -32,7 +32,7 @@ from cevns.interactions.electromagnetic import charge_radius_shift, magnetic_ker
 from cevns.interactions.electron import ELECTRON_KERNELS, electron_couplings, electrons_available
 from cevns.interactions.mediators import (SCALAR_PER_NUCLEON, SCALAR_PER_PROTON, scalar_kernel, scalar_weight,
                                          vector_epsilon)
-from cevns.interactions.nsi import NSI_PARAM_NAMES, flavour_family, pairs_for_family
+from cevns.interactions.nsi import flavour_family, pairs_for_family
 from cevns.interactions.oscillation import amplitude as _osc_amplitude
 from cevns.targets.isotopes import Isotope, isotope as lookup_isotope
 

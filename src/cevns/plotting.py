@@ -61,7 +61,7 @@ def plot_scan(result, path, title: str | None = None, cls=(0.6827, 0.90, 0.95)):
         fig, ax = plt.subplots(figsize=(5.6, 5.0))
         x, y = result.axes[names[0]], result.axes[names[1]]
         levels = [WILKS[2][cl] for cl in cls]
-        cs = ax.contourf(x, y, d.T, levels=[0] + levels, colors=["#08519c", "#3182bd", "#9ecae1"], alpha=0.8)
+        ax.contourf(x, y, d.T, levels=[0] + levels, colors=["#08519c", "#3182bd", "#9ecae1"], alpha=0.8)
         ax.contour(x, y, d.T, levels=levels, colors="k", linewidths=0.6)
         ax.plot([result.best_fit[names[0]]], [result.best_fit[names[1]]], "w+", ms=10, mew=2)
         handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ("#08519c", "#3182bd", "#9ecae1")]

@@ -83,7 +83,7 @@ def run_scan(args) -> int:
         raise ConfigError("--plot handles 1-D and 2-D scans")
     res = scan(recipe, axes, fixed, progress=not args.no_progress, scheduler=args.scheduler)
     print(f"experiments: {', '.join(recipe.experiments)}")
-    print(f"best fit: " + ", ".join(f"{k} = {v:.5g}" for k, v in res.best_fit.items()) + f"  (χ²_min = {res.chi2_min:.2f})")
+    print("best fit: " + ", ".join(f"{k} = {v:.5g}" for k, v in res.best_fit.items()) + f"  (χ²_min = {res.chi2_min:.2f})")
     if len(axes) == 1:
         from cevns.inference.fit import interval_from_profile
 

@@ -172,7 +172,6 @@ def batch_model_csi2021(exp, physics_names=("sin2_theta_w",), kernels=None, elec
             for dm2, pts in groups:
                 kosc = _osc_kernels(exp, dm2, exp.spec["source"]["distance_m"])
                 for iso, _ in exp.components:
-                    nodes_T = exp.kernels.nodes[iso.name].T_keV
                     for fi, f in enumerate(flav):
                         w, c = terms[("sm", f, iso.name)]
                         wa = w[pts] * amp[f][pts][:, None]
@@ -314,7 +313,6 @@ def batch_model_released_templates(exp, physics_names=("sin2_theta_w",), kernels
 
     def to_full(r):  # (P, nE, nT) -> (P, nbins) broadcast over the other axes
         P = r.shape[0]
-        idx = [np.newaxis] * len(shape)
         full_shape = [1] * len(shape)
         full_shape[ie], full_shape[it] = shape[ie], shape[it]
         rr = r if ie < it else np.swapaxes(r, 1, 2)

@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cevns import constants as C
 from cevns.detectors.efficiency import coherent2017_efficiency
-from cevns.detectors.quenching import ConstantQuenching, quenching_from_spec
+from cevns.detectors.quenching import ConstantQuenching
 from cevns.detectors.response import PEResponse
 from cevns.errors import ConfigError
 from cevns.experiments.base import SpecExperiment
-from cevns.experiments.releases import data_path, read_grid3, read_table
+from cevns.experiments.releases import read_grid3, read_table
 from cevns.inference.likelihood import BinnedPoissonLikelihood, Parameter
 from cevns.interactions.cevns import nucleon_couplings, nucleon_form_factors
 from cevns.rates import FluxKernels, flux_kernels
@@ -107,7 +106,7 @@ class StoppedPionPETimeExperiment(SpecExperiment):
 
     def _setup_backgrounds(self) -> None:
         sp = self.spec
-        npe, nt = len(self.pe_edges) - 1, len(self.t_edges) - 1
+        nt = len(self.t_edges) - 1
         brn = sp["backgrounds"]["brn"]
         e_arr = read_table(self._file(brn["energy_file"]), ncols=2, min_rows=int(self.pe_edges[-1]))
         pe1 = e_arr[:, 0]

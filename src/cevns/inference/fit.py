@@ -8,7 +8,7 @@ import numpy as np
 from iminuit import Minuit
 from scipy import stats
 
-from cevns.errors import CevnsError, UnknownNameError
+from cevns.errors import CevnsError
 from cevns.inference.likelihood import Likelihood
 
 __all__ = ["FitResult", "fit", "profile_scan", "significance_from_delta_chi2", "interval_from_profile"]

@@ -13,10 +13,9 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize
 
 from cevns.errors import CevnsError, ConfigError
 from cevns.inference.batch import profile_batch
@@ -176,7 +175,6 @@ def scan(model, axes: dict[str, np.ndarray], fixed: dict | None = None, progress
     else:
         n0 = shape[0]
         flat_rows = {k: v.reshape(n0, -1) for k, v in mesh.items()}
-        ncols = flat_rows[names[0]].shape[1]
         if rows_per_chunk is None:
             rows_per_chunk = n0 if scheduler in (None, "serial") else max(1, n0 // 8)
         chunks = [(i, min(i + rows_per_chunk, n0)) for i in range(0, n0, rows_per_chunk)]
@@ -305,7 +303,6 @@ def feldman_cousins_1d(recipe, name: str, values, n_toys: int = 200, seed: int =
     nuis = model.nuisances
     sig = np.array([q.constraint[1] if q.constraint else 0.0 for q in nuis])
     cen = np.array([q.constraint[0] if q.constraint else 0.0 for q in nuis])
-    parts = model.parts if hasattr(model, "parts") else [model]
     for i in tqdm(range(len(vals)), desc=f"Feldman-Cousins {name}", disable=not progress):
         phys_i = {name: np.array([vals[i]]), **{k: np.array([float(v)]) for k, v in fixed.items()}}
         nu_i = res.nuisances_hat[i][None, :]
@@ -339,7 +336,7 @@ def _expected_parts(model, phys, nu):
 def asimov_scan(recipe, axes: dict, truth: dict, exposure_scale: float = 1.0, progress: bool = True) -> ScanResult:
     """Expected (Asimov) Δχ² of a projected experiment: the data are replaced by μ(truth, nominal nuisances),
     and every expectation is scaled by ``exposure_scale`` (e.g. a longer run or a bigger detector)."""
-    from cevns.inference.batch import BatchedModel, CombinedBatchedModel
+    from cevns.inference.batch import CombinedBatchedModel
 
     model = recipe.build() if isinstance(recipe, ModelRecipe) else recipe
     comb = model if isinstance(model, CombinedBatchedModel) else CombinedBatchedModel([model])
