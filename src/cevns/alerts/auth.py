@@ -91,28 +91,28 @@ def _resolve(path, env: str, what: str) -> Path:
     return Path(p).expanduser()
 
 
-def load_keyring(path=None) -> dict[str, bytes]:
-    p = _resolve(path, "CEVNS_ALERTS_KEYRING", "keyring")
+def _read_private_json(p: Path, what: str, missing_hint: str, expected: str, parse):
+    """Parse a private (0600) JSON key file with ``parse``; clear CredentialErrors when missing or malformed."""
     if not p.is_file():
-        raise CredentialError(f"keyring {p} not found; create it with `cevns alerts keygen DETECTOR --keyring {p}`")
+        raise CredentialError(f"{what} {p} not found; {missing_hint}")
     _check_private(p)
     try:
-        obj = json.loads(p.read_text())
-        return {d: base64.b64decode(k) for d, k in obj["keys"].items()}
+        return parse(json.loads(p.read_text()))
     except (ValueError, KeyError, TypeError) as exc:
-        raise CredentialError(f"keyring {p} is malformed ({exc}); expected {{'keys': {{detector: base64}}}}") from None
+        raise CredentialError(f"{what} {p} is malformed ({exc}); expected {expected}") from None
+
+
+def load_keyring(path=None) -> dict[str, bytes]:
+    p = _resolve(path, "CEVNS_ALERTS_KEYRING", "keyring")
+    return _read_private_json(p, "keyring", f"create it with `cevns alerts keygen DETECTOR --keyring {p}`",
+                              "{'keys': {detector: base64}}",
+                              lambda obj: {d: base64.b64decode(k) for d, k in obj["keys"].items()})
 
 
 def load_credentials(path=None) -> tuple[str, bytes]:
     p = _resolve(path, "CEVNS_ALERTS_CREDENTIALS", "credentials")
-    if not p.is_file():
-        raise CredentialError(f"credentials file {p} not found (create with `cevns alerts keygen`)")
-    _check_private(p)
-    try:
-        obj = json.loads(p.read_text())
-        return obj["detector"], base64.b64decode(obj["key"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CredentialError(f"credentials {p} malformed ({exc}); expected {{'detector':..., 'key':...}}") from None
+    return _read_private_json(p, "credentials file", "create it with `cevns alerts keygen`",
+                              "{'detector': ..., 'key': ...}", lambda obj: (obj["detector"], base64.b64decode(obj["key"])))
 
 
 def keygen(detector: str, keyring_path, credentials_path) -> None:
