@@ -10,10 +10,16 @@ One SQLite file (``--archive PATH``, default ``~/.cache/cevns/alerts/archive.sql
 * ``rejections`` refused messages: time, code, reason, SHA-256 and size of the payload (the hostile payload
   itself is not stored).
 * ``counters``   duplicate counts etc.
+* ``dead_letters`` messages that passed validation but failed in processing: time, reason, SHA-256 and the
+  (validated, signed) envelope text, so that they can be inspected and re-sent; the server moved on.
+
+Message states: ``active`` (coincidence messages in the engine, heartbeats inside their retention window),
+``stored`` (significance / timing tiers, applied retractions), ``pending`` (a retraction that arrived before its
+target), ``retracted``, ``expired``.
 
 The coincidence state is *derived*: on start, the engine is rebuilt by re-adding the active messages in their
 original processing order (alerts from the rebuild are suppressed; they are already in ``alerts``).
-Broker-side offsets are only advisory (at-least-once delivery + idempotent processing).
+Broker offsets are committed only after a batch's transaction (at-least-once delivery + idempotent processing by uuid).
 """
 from __future__ import annotations
 
@@ -33,7 +39,10 @@ CREATE TABLE IF NOT EXISTS alerts(seq INTEGER PRIMARY KEY AUTOINCREMENT, alert_i
 CREATE TABLE IF NOT EXISTS rejections(id INTEGER PRIMARY KEY AUTOINCREMENT, received_ns INTEGER NOT NULL,
   code TEXT NOT NULL, reason TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS counters(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters(id INTEGER PRIMARY KEY AUTOINCREMENT, received_ns INTEGER NOT NULL,
+  reason TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL, payload TEXT);
 CREATE INDEX IF NOT EXISTS messages_state ON messages(state);
+CREATE INDEX IF NOT EXISTS messages_tier_state ON messages(tier, state, received_ns);
 CREATE INDEX IF NOT EXISTS alerts_pub ON alerts(published);
 """
 
@@ -70,6 +79,16 @@ class Archive:
         finally:
             self.lock.release()
 
+    def savepoint(self):
+        self.db.execute("SAVEPOINT msg")
+
+    def release(self):
+        self.db.execute("RELEASE SAVEPOINT msg")
+
+    def rollback_savepoint(self):
+        self.db.execute("ROLLBACK TO SAVEPOINT msg")
+        self.db.execute("RELEASE SAVEPOINT msg")
+
     # messages ------------------------------------------------------------------------------------
     def has_message(self, uuid: str) -> bool:
         return self.db.execute("SELECT 1 FROM messages WHERE uuid=?", (uuid,)).fetchone() is not None
@@ -79,6 +98,29 @@ class Archive:
         cur = self.db.execute("INSERT OR IGNORE INTO messages(uuid,detector,tier,channel,received_ns,body,state) "
                               "VALUES(?,?,?,?,?,?,?)", (uuid, detector, tier, channel, received_ns, body, state))
         return cur.rowcount == 1
+
+    def message_row(self, uuid: str):
+        """(detector, tier, state, body) of an archived message, or None."""
+        return self.db.execute("SELECT detector, tier, state, body FROM messages WHERE uuid=?", (uuid,)).fetchone()
+
+    def expire_rows(self, tier: str, state: str, before_ns: int) -> list[str]:
+        """Set state 'expired' on rows of ``tier`` in ``state`` received before ``before_ns``; returns uuids."""
+        rows = [u for (u,) in self.db.execute("SELECT uuid FROM messages WHERE tier=? AND state=? AND received_ns<?",
+                                              (tier, state, before_ns))]
+        self.set_state(rows, "expired")
+        return rows
+
+    def messages_since(self, tier: str, state: str, since_ns: int):
+        return self.db.execute("SELECT uuid,detector,tier,channel,received_ns,body,state FROM messages "
+                               "WHERE tier=? AND state=? AND received_ns>=? ORDER BY seq",
+                               (tier, state, since_ns)).fetchall()
+
+    def latest_per_detector(self, tier: str, state: str, since_ns: int, limit: int):
+        """Rows of ``tier`` in ``state`` received since ``since_ns``: the last ``limit`` per detector, in order."""
+        return self.db.execute(
+            "SELECT uuid,detector,tier,channel,received_ns,body,state FROM (SELECT *, ROW_NUMBER() OVER "
+            "(PARTITION BY detector ORDER BY seq DESC) AS rn FROM messages WHERE tier=? AND state=? AND "
+            "received_ns>=?) WHERE rn<=? ORDER BY seq", (tier, state, since_ns, limit)).fetchall()
 
     def set_state(self, uuids, state: str) -> None:
         self.db.executemany("UPDATE messages SET state=? WHERE uuid=?", [(state, u) for u in uuids])
@@ -108,9 +150,17 @@ class Archive:
     def unpublished_alerts(self) -> list[tuple[str, str]]:
         return self.db.execute("SELECT alert_id, body FROM alerts WHERE published=0 ORDER BY seq").fetchall()
 
-    def mark_published(self, alert_id: str) -> None:
+    def mark_published(self, alert_ids) -> None:
+        """Set the published flag of one alert_id or of a list of them (one transaction)."""
+        ids = [alert_ids] if isinstance(alert_ids, str) else list(alert_ids)
         with self.lock:
-            self.db.execute("UPDATE alerts SET published=1 WHERE alert_id=?", (alert_id,))
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.executemany("UPDATE alerts SET published=1 WHERE alert_id=?", [(i,) for i in ids])
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
 
     def alerts(self) -> list[dict]:
         return [json.loads(b) for (b,) in self.db.execute("SELECT body FROM alerts ORDER BY seq")]
@@ -119,6 +169,13 @@ class Archive:
     def add_rejection(self, received_ns, code, reason, sha256, size) -> None:
         self.db.execute("INSERT INTO rejections(received_ns,code,reason,sha256,size) VALUES(?,?,?,?,?)",
                         (received_ns, code, reason, sha256, size))
+
+    def add_dead_letter(self, received_ns, reason, sha256, size, payload: str | None) -> None:
+        self.db.execute("INSERT INTO dead_letters(received_ns,reason,sha256,size,payload) VALUES(?,?,?,?,?)",
+                        (received_ns, reason, sha256, size, payload))
+
+    def dead_letters(self) -> list[tuple[str, str]]:
+        return self.db.execute("SELECT reason, sha256 FROM dead_letters ORDER BY id").fetchall()
 
     def rejections(self) -> list[tuple[str, str]]:
         return self.db.execute("SELECT code, reason FROM rejections ORDER BY id").fetchall()

@@ -36,9 +36,10 @@ def _add_creds(p):
     p.add_argument("--credentials", help="detector credentials file (default $CEVNS_ALERTS_CREDENTIALS)")
 
 
-def _open(args):
+def _open(args, connect_timeout: float = 10.0):
     from .transport import open_transport
-    return open_transport(_broker(args), hop_auth=getattr(args, "hop_auth", None))
+    return open_transport(_broker(args), hop_auth=getattr(args, "hop_auth", None), connect_timeout=connect_timeout,
+                          timeout=min(connect_timeout, 5.0))
 
 
 def _flags(p):
@@ -54,11 +55,15 @@ def _send(args, build):
     det, key = load_credentials(args.credentials)
     msg = build(det)
     t = _open(args)
+    errors = []
     try:
-        Publisher(t, det, key, _topic(args, DEFAULT_OBS_TOPIC)).send(msg)
+        Publisher(t, det, key, _topic(args, DEFAULT_OBS_TOPIC)).send(
+            msg, on_delivery=lambda err: errors.append(err) if err is not None else None)
         left = t.flush(10.0)
-        if left:
-            raise ConfigError(f"{left} message(s) not delivered within 10 s")
+        if left or errors:
+            from .transport import TransportError
+            raise TransportError(f"message {msg.uuid} not acknowledged by the broker within 10 s"
+                                 + (f": {errors[0]}" if errors else "") + "; it may not have been delivered")
     finally:
         t.close()
     print(json.dumps({"published": msg.tier, "uuid": msg.uuid, "detector": det}))
@@ -68,64 +73,103 @@ def _send(args, build):
 # ---------------------------------------------------------------------------------------------- commands
 def cmd_keygen(args) -> int:
     from .auth import keygen
-    keygen(args.detector, args.keyring, args.credentials_out)
-    print(f"added key for {args.detector} to {args.keyring}; credentials written to {args.credentials_out} (0600)")
+    keygen(args.detector, args.keyring, args.credentials_out, args.public_key_out)
+    print(f"added key for {args.detector} to {args.keyring}; credentials written to {args.credentials_out} (0600)"
+          + (f"; alert public key written to {args.public_key_out}" if args.public_key_out else ""))
     return 0
+
+
+def _fresh_archive(path: str) -> str | None:
+    """Move an existing archive (and its WAL files) aside; returns the new name."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    dest = p.with_name(f"{p.name}.{stamp}.bak")
+    for suffix in ("", "-wal", "-shm"):
+        q = Path(str(p) + suffix)
+        if q.exists():
+            q.rename(Path(str(dest) + suffix))
+    return str(dest)
 
 
 def cmd_serve(args) -> int:
     from .archive import Archive
-    from .auth import load_keyring
+    from .auth import load_alert_signing_key, load_keyring
     from .server import AlertServer
     from .transport import DEFAULT_ALERT_TOPIC, DEFAULT_OBS_TOPIC, parse_url
-    from .transport.loopback import LoopbackBrokerServer
+    from .transport.kafka import client_log
+    from .transport.loopback import LoopbackBrokerServer, write_token
     from .transport.memory import MemoryBroker
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    client_log.propagate = bool(args.verbose)
     keyring = load_keyring(args.keyring)
+    alert_key = load_alert_signing_key(args.keyring)
     url = parse_url(_broker(args))
-    hosted = None
-    if url.scheme == "memory" and url.host is not None:
-        broker = MemoryBroker()
-        hosted = LoopbackBrokerServer(broker, url.host, url.port).start()
-        transport = broker
-        where = hosted.url
-    else:
-        transport = _open(args)
-        where = _broker(args)
+    hosted = token_file = None
+    if args.fresh:
+        moved = _fresh_archive(args.archive)
+        if moved:
+            print(f"--fresh: earlier archive moved to {moved}", flush=True)
     archive = Archive(args.archive)
-    srv = AlertServer(transport, keyring, archive, obs_topic=url.topic or DEFAULT_OBS_TOPIC,
-                      alert_topic=args.alert_topic or DEFAULT_ALERT_TOPIC, window_s=args.window,
-                      expiry_s=args.expiry_hours * 3600.0)
-    stop = threading.Event()
-    for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, lambda *_: stop.set())
-    timer = None
-    if args.duration:
-        timer = threading.Timer(args.duration, stop.set)
-        timer.daemon = True
-        timer.start()
-    print(f"cevns alerts server: broker {where}, topics {srv.obs_topic} -> {srv.alert_topic}, "
-          f"archive {archive.path}, keyring {len(keyring)} detector(s)", flush=True)
+    srv = None
     try:
-        srv.run(stop)
-    finally:
-        if timer is not None:
-            timer.cancel()
-        print(json.dumps({"server_stopped": srv.status()}), flush=True)
+        if url.scheme == "memory" and url.host is not None:
+            broker = MemoryBroker()
+            tok, token_file = write_token(url.port)
+            hosted = LoopbackBrokerServer(broker, url.host, url.port, token=tok).start()
+            transport = broker
+            where = f"{hosted.url} (development transport: in memory, lost when serve exits; token {token_file})"
+        else:
+            transport = _open(args)
+            transport.check(url.topic or DEFAULT_OBS_TOPIC)
+            where = _broker(args)
+        srv = AlertServer(transport, keyring, archive, obs_topic=url.topic or DEFAULT_OBS_TOPIC,
+                          alert_topic=args.alert_topic or DEFAULT_ALERT_TOPIC, window_s=args.window,
+                          expiry_s=args.expiry_hours * 3600.0, alert_key=alert_key,
+                          max_age_s=args.max_age_hours * 3600.0)
+        stop = threading.Event()
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, lambda *_: stop.set())
+        timer = None
+        if args.duration:
+            timer = threading.Timer(args.duration, stop.set)
+            timer.daemon = True
+            timer.start()
+        print(f"cevns alerts server: broker {where}, topics {srv.obs_topic} -> {srv.alert_topic}, "
+              f"archive {archive.path}, keyring {len(keyring)} detector(s)", flush=True)
+        prior = srv.carried_over()
+        if prior["archived_messages"]:
+            print(f"archive {archive.path} carries over an earlier session: {prior['archived_messages']} message(s), "
+                  f"{prior['alerts']} alert(s), {prior['active_messages']} still active in the coincidence window, "
+                  f"{prior['pending_retractions']} held retraction(s) (rebuilt in {srv.rebuild_s:.2f} s); "
+                  "use --fresh to start empty", flush=True)
         try:
-            transport.flush(5.0)
+            srv.run(stop)
         finally:
-            transport.close()
-            if hosted is not None:
-                hosted.stop()
-            archive.close()
+            if timer is not None:
+                timer.cancel()
+            print(json.dumps({"server_stopped": srv.status()}), flush=True)
+            try:
+                transport.flush(5.0)
+            finally:
+                transport.close()
+    finally:
+        if hosted is not None:
+            hosted.stop()
+        if token_file is not None:
+            try:
+                token_file.unlink()
+            except OSError:
+                pass
+        archive.close()
     return 0
 
 
 def cmd_publish(args) -> int:
-    from .messages import MessageRejected, coincidence_message, parse_message
+    from .messages import MessageRejected, coincidence_message
 
     def build(det):
         kw = dict(is_test=args.test, is_firedrill=args.firedrill)
@@ -137,8 +181,10 @@ def cmd_publish(args) -> int:
             data.setdefault("uuid", str(_uuid.uuid4()))
             data.setdefault("detector_name", det)
             from .timeutil import UTCTime
-            data.setdefault("sent_time_utc", UTCTime.now().isoformat())
-            return parse_message(data)
+            if data.get("sent_time_utc") is None:
+                data["sent_time_utc"] = UTCTime.now().isoformat()
+            from .interop import from_snews
+            return from_snews(data)  # our JSON, or the JSON of a snews-data-formats model (snews_pt)
         if not args.neutrino_time:
             raise ConfigError("publish needs --neutrino-time ISO (CoincidenceTier) or --file MESSAGE.json")
         try:
@@ -167,40 +213,56 @@ def cmd_retract(args) -> int:
 
 
 def cmd_subscribe(args) -> int:
+    from .auth import load_alert_public_key
     from .server import AlertCollector
     from .transport import DEFAULT_ALERT_TOPIC
 
-    t = _open(args)
-    col = AlertCollector(t, _topic(args, DEFAULT_ALERT_TOPIC), from_beginning=args.from_beginning)
-    deadline = time.monotonic() + args.timeout if args.timeout else None
+    if args.count < 0 or args.timeout < 0:
+        raise ConfigError(f"--count {args.count}, --timeout {args.timeout}; allowed: >= 0 (0: no limit)")
+    _topic(args, DEFAULT_ALERT_TOPIC)  # a malformed broker URL is reported first
+    pub = load_alert_public_key(args.alert_key)
+    t0 = time.monotonic()
+    deadline = t0 + args.timeout if args.timeout else None
+    t = _open(args, connect_timeout=min(args.timeout, 10.0) if args.timeout else 10.0)
     n = 0
     try:
-        while (deadline is None or time.monotonic() < deadline) and (not args.count or n < args.count):
-            for a in col.poll(0.5):
-                if a.get("kind") == "connection-test-ack":
-                    continue
-                print(json.dumps(a), flush=True)
-                n += 1
-    except KeyboardInterrupt:
-        pass
+        col = AlertCollector(t, _topic(args, DEFAULT_ALERT_TOPIC), from_beginning=args.from_beginning,
+                             public_key=pub)
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                left = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
+                for a in col.poll(left, max_records=(args.count - n) if args.count else 5000):
+                    if a.get("kind") == "connection-test-ack":
+                        continue
+                    print(json.dumps(a), flush=True)
+                    n += 1
+                    if args.count and n >= args.count:
+                        return 0
+        except KeyboardInterrupt:
+            pass
+        finally:
+            col.close()
     finally:
-        col.close()
         t.close()
+    if args.count and n < args.count:
+        print(f"cevns: subscribe: {n} of {args.count} alert(s) within {args.timeout:g} s", file=sys.stderr)
+        return 1
     return 0
 
 
 def cmd_test_connection(args) -> int:
-    from .auth import load_credentials
+    from .auth import load_alert_public_key, load_credentials
     from .messages import heartbeat_message
     from .server import AlertCollector, Publisher
     from .transport import DEFAULT_ALERT_TOPIC, DEFAULT_OBS_TOPIC
 
     det, key = load_credentials(args.credentials)
+    pub = load_alert_public_key(args.alert_key or args.credentials)
     nonce = _uuid.uuid4().hex
-    t = _open(args)
+    t = _open(args, connect_timeout=min(args.timeout, 10.0))
     try:
-        # read from the beginning with a fresh group: a LATEST reset could miss an ack sent during group join
-        col = AlertCollector(t, args.alert_topic or DEFAULT_ALERT_TOPIC, from_beginning=True)
+        # read from the beginning with a fresh group: a LATEST start could miss an ack sent during the join
+        col = AlertCollector(t, args.alert_topic or DEFAULT_ALERT_TOPIC, from_beginning=True, public_key=pub)
         t0 = time.monotonic()
         Publisher(t, det, key, _topic(args, DEFAULT_OBS_TOPIC)).send(
             heartbeat_message(det, "ON", is_test=True, meta={"connection_test": nonce}))
@@ -229,16 +291,21 @@ def cmd_replay(args) -> int:
 
 
 def cmd_pointing(args) -> int:
-    from .pointing import plot_skymap, triangulate
+    from .pointing import consistency, plot_skymap, triangulate
     try:
         times = json.loads(Path(args.times).read_text())
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{args.times}: cannot read JSON {{detector: ISO time}} ({exc})") from None
+    if not isinstance(times, dict):
+        raise ConfigError(f"{args.times}: expected a JSON object {{detector: ISO time}}")
     r = triangulate(times, n_grid=args.grid)
+    c = consistency(r)
     if args.png:
         plot_skymap(r, args.png)
-    print(json.dumps({"ra_deg": r.ra_deg, "dec_deg": r.dec_deg, "chi2_min": r.chi2_min,
-                      "area_deg2_68": r.area_deg2[0.68], "area_deg2_90": r.area_deg2[0.90]}))
+    print(json.dumps({"ra_deg": r.ra_deg, "dec_deg": r.dec_deg, "area_deg2_68": r.area_deg2[0.68],
+                      "area_deg2_90": r.area_deg2[0.90], **c}))
+    if not c["consistent"]:
+        print(f"cevns: warning: {c['warning']}", file=sys.stderr)
     return 0
 
 
@@ -251,12 +318,17 @@ def register(subparsers) -> None:
     s.add_argument("detector")
     s.add_argument("--keyring", required=True)
     s.add_argument("--credentials-out", required=True)
+    s.add_argument("--public-key-out", help="also write the server's alert public key here (for subscribers)")
     s.set_defaults(func=cmd_keygen)
 
     s = sub.add_parser("serve", help="run the coincidence server")
     _add_broker(s, "the observation topic")
     s.add_argument("--keyring", help="server keyring (default $CEVNS_ALERTS_KEYRING)")
-    s.add_argument("--archive", default=DEFAULT_ARCHIVE, help=f"SQLite archive (default {DEFAULT_ARCHIVE})")
+    s.add_argument("--archive", default=DEFAULT_ARCHIVE, help=f"SQLite archive (default {DEFAULT_ARCHIVE}); "
+                                                                "an earlier session's state is carried over")
+    s.add_argument("--fresh", action="store_true", help="move an existing archive aside and start empty")
+    s.add_argument("--max-age-hours", type=float, default=48.0,
+                   help="accept neutrino times at most this old (default 48; test messages exempt)")
     s.add_argument("--alert-topic", default=None)
     s.add_argument("--window", type=float, default=10.0, help="coincidence window in s (default 10)")
     s.add_argument("--expiry-hours", type=float, default=48.0, help="message expiry (default 48 h)")
@@ -269,7 +341,7 @@ def register(subparsers) -> None:
     _add_creds(s)
     s.add_argument("--neutrino-time", help="ISO 8601 UTC time of the first neutrino")
     s.add_argument("--p-val", type=float, default=None)
-    s.add_argument("--file", help="message JSON (CoincidenceTier, SignificanceTier or TimingTier)")
+    s.add_argument("--file", help="message JSON, ours or a snews-data-formats model's (any tier)")
     _flags(s)
     s.set_defaults(func=cmd_publish)
 
@@ -292,15 +364,19 @@ def register(subparsers) -> None:
 
     s = sub.add_parser("subscribe", help="print alerts as JSON lines")
     _add_broker(s, "the alert topic")
-    s.add_argument("--count", type=int, default=0, help="stop after N alerts")
-    s.add_argument("--timeout", type=float, default=0, help="stop after S seconds (0: never)")
+    s.add_argument("--count", type=int, default=0, help="print exactly N alerts, then stop (exit 1 if fewer "
+                                                         "arrive before --timeout)")
+    s.add_argument("--timeout", type=float, default=0, help="stop after S seconds, connecting included (0: never)")
     s.add_argument("--from-beginning", action="store_true")
+    s.add_argument("--alert-key", help="server alert public key: a credentials file or keygen's --public-key-out "
+                                       "file (default $CEVNS_ALERTS_PUBLIC_KEY, then $CEVNS_ALERTS_CREDENTIALS)")
     s.set_defaults(func=cmd_subscribe)
 
     s = sub.add_parser("test-connection", help="round trip: test heartbeat -> server -> acknowledgement")
     _add_broker(s, "the observation topic")
     _add_creds(s)
     s.add_argument("--alert-topic", default=None)
+    s.add_argument("--alert-key", help="alert public key file (default: the credentials file)")
     s.add_argument("--timeout", type=float, default=10.0)
     s.set_defaults(func=cmd_test_connection)
 

@@ -19,6 +19,8 @@ order-independent):
 """
 from __future__ import annotations
 
+import collections
+import contextlib
 import hashlib
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
@@ -93,53 +95,117 @@ def maximal_groups(entries: list[Entry], window_ns: int) -> list[tuple[Entry, ..
 
 
 class _Channel:
+    """Entries of one channel.  The active set is kept explicitly, so the work per change is bounded by the
+    entries of *one detector* near the changed time, not by everything stored (a flood from one detector is
+    superseded as it arrives: in-order floods cost O(log n) per message)."""
+
     def __init__(self, window_ns: int):
         self.w = window_ns
         self.by_uuid: dict[str, Entry] = {}
-        self.by_det: dict[str, list[tuple[int, str]]] = {}  # detector -> sorted (t_ns, uuid)
-        self.times: list[tuple[int, str]] = []  # sorted (t_ns, uuid) of ALL stored entries
+        self.by_det: dict[str, list[tuple[int, str]]] = {}  # detector -> sorted (t_ns, uuid), all stored
+        self.det_max: dict[str, tuple] = {}  # detector -> upper bound of the orders stored (fast path)
+        self.active: set[str] = set()
+        self.active_times: list[tuple[int, str]] = []  # sorted (t_ns, uuid) of active entries
+        self.det_active: dict[str, list[tuple[int, str]]] = {}
 
     def det_entries(self, det: str) -> list[Entry]:
         return [self.by_uuid[u] for _, u in self.by_det.get(det, ())]
 
     def is_active(self, e: Entry) -> bool:
-        lst = self.by_det.get(e.detector, ())
-        i = bisect_left(lst, (e.t_ns - self.w, ""))
-        while i < len(lst) and lst[i][0] <= e.t_ns + self.w:
-            o = self.by_uuid[lst[i][1]]
-            if o.uuid != e.uuid and o.order > e.order:
-                return False
-            i += 1
-        return True
+        return e.uuid in self.active
 
     def alive(self, uuid: str) -> bool:
-        e = self.by_uuid.get(uuid)
-        return e is not None and self.is_active(e)
+        return uuid in self.active
+
+    def _set(self, e: Entry, on: bool) -> None:
+        key = (e.t_ns, e.uuid)
+        if on and e.uuid not in self.active:
+            self.active.add(e.uuid)
+            insort(self.active_times, key)
+            insort(self.det_active.setdefault(e.detector, []), key)
+        elif not on and e.uuid in self.active:
+            self.active.discard(e.uuid)
+            del self.active_times[bisect_left(self.active_times, key)]
+            lst = self.det_active[e.detector]
+            del lst[bisect_left(lst, key)]
+            if not lst:
+                del self.det_active[e.detector]
 
     def active_between(self, lo: int, hi: int) -> list[Entry]:
-        i = bisect_left(self.times, (lo, ""))
-        j = bisect_right(self.times, (hi, "\uffff"))
-        return [e for e in (self.by_uuid[u] for _, u in self.times[i:j]) if self.is_active(e)]
+        i = bisect_left(self.active_times, (lo, ""))
+        j = bisect_right(self.active_times, (hi, "\uffff"))
+        return [self.by_uuid[u] for _, u in self.active_times[i:j]]
 
     def groups_near(self, t: int) -> dict[frozenset, tuple[Entry, ...]]:
+        """Groups (>= 2 detectors) whose start lies in [t - 3W, t + 2W]: all a change at t can affect."""
         w = self.w
         gs = maximal_groups(self.active_between(t - 5 * w, t + 5 * w), w)
         return {frozenset(x.uuid for x in g): g for g in gs
                 if t - 3 * w <= g[0].t_ns <= t + 2 * w and len(g) >= 2}
 
+    def _dominated(self, e: Entry) -> bool:
+        """Is there a later (order) message of e's detector within one window of e?  Early exit."""
+        lst = self.by_det.get(e.detector, ())
+        i = bisect_left(lst, (e.t_ns - self.w, ""))
+        while i < len(lst) and lst[i][0] <= e.t_ns + self.w:
+            if self.by_uuid[lst[i][1]].order > e.order:
+                return True
+            i += 1
+        return False
+
     def add(self, e: Entry) -> None:
         self.by_uuid[e.uuid] = e
         insort(self.by_det.setdefault(e.detector, []), (e.t_ns, e.uuid))
-        insort(self.times, (e.t_ns, e.uuid))
+        bound = self.det_max.get(e.detector)
+        if bound is None or e.order > bound:  # later than everything of this detector: active (fast path)
+            self.det_max[e.detector] = e.order
+            on = True
+        else:
+            on = not self._dominated(e)
+        # e supersedes the (at most a few) active messages of its detector within one window that are older
+        lst = self.det_active.get(e.detector, [])
+        i = bisect_left(lst, (e.t_ns - self.w, ""))
+        j = bisect_right(lst, (e.t_ns + self.w, "\uffff"))
+        for _, u in lst[i:j]:
+            if self.by_uuid[u].order < e.order:
+                self._set(self.by_uuid[u], False)
+        if on:
+            self._set(e, True)
 
-    def remove(self, uuid: str) -> Entry:
-        e = self.by_uuid.pop(uuid)
+    def remove(self, uuid: str, recompute: bool = True) -> Entry:
+        e = self.by_uuid[uuid]
+        self._set(e, False)
+        del self.by_uuid[uuid]
         lst = self.by_det[e.detector]
         del lst[bisect_left(lst, (e.t_ns, e.uuid))]
         if not lst:
             del self.by_det[e.detector]
-        del self.times[bisect_left(self.times, (e.t_ns, e.uuid))]
+            self.det_max.pop(e.detector, None)
+        elif recompute:
+            self.recompute(e.detector, e.t_ns - self.w, e.t_ns + self.w)
         return e
+
+    def recompute(self, det: str, lo: int, hi: int) -> None:
+        """Re-derive the active flag of det's entries with t in [lo, hi] (sliding-window maximum, O(k))."""
+        lst = self.by_det.get(det)
+        if not lst:
+            return
+        w = self.w
+        seg = lst[bisect_left(lst, (lo - w, "")):bisect_right(lst, (hi + w, "\uffff"))]
+        times = [t for t, _ in seg]
+        orders = [self.by_uuid[u].order for _, u in seg]
+        dq: collections.deque = collections.deque()
+        right = 0
+        for k, (t, u) in enumerate(seg):
+            while right < len(seg) and times[right] <= t + w:
+                while dq and orders[dq[-1]] <= orders[right]:
+                    dq.pop()
+                dq.append(right)
+                right += 1
+            while times[dq[0]] < t - w:
+                dq.popleft()
+            if lo <= t <= hi:
+                self._set(self.by_uuid[u], orders[dq[0]] == orders[k])
 
 
 def _diff(channel: str, before: dict, after: dict, cause: str, w: int, alive) -> list[Alert]:
@@ -185,7 +251,11 @@ def _diff(channel: str, before: dict, after: dict, cause: str, w: int, alive) ->
 
 
 class CoincidenceEngine:
-    """Holds the active coincidence-tier messages of every channel; returns alerts on each change."""
+    """Holds the active coincidence-tier messages of every channel; returns alerts on each change.
+
+    Changes made inside ``with engine.batch() as out:`` are diffed once at the end (``out`` then holds the
+    alerts): a burst of updates to one group gives one alert per batch instead of one per message.
+    """
 
     def __init__(self, window_s: float = 10.0, expiry_s: float = 48 * 3600.0):
         if not (window_s > 0) or window_s > 3600:
@@ -196,6 +266,7 @@ class CoincidenceEngine:
         self.expiry_ns = int(round(expiry_s * NS))
         self.channels: dict[str, _Channel] = {}
         self._chan_of: dict[str, str] = {}
+        self._batch: dict | None = None
 
     def _ch(self, name: str) -> _Channel:
         if name not in self.channels:
@@ -208,6 +279,75 @@ class CoincidenceEngine:
     def __len__(self) -> int:
         return len(self._chan_of)
 
+    def entry(self, uuid: str) -> Entry | None:
+        name = self._chan_of.get(uuid)
+        return None if name is None else self.channels[name].by_uuid.get(uuid)
+
+    def is_active(self, uuid: str) -> bool:
+        name = self._chan_of.get(uuid)
+        return name is not None and uuid in self.channels[name].active
+
+    # -- batching -------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def batch(self):
+        """Collect the changes of a block; the alerts (diffed once) are appended to the yielded list."""
+        if self._batch is not None:
+            raise ConfigError("engine batches do not nest")
+        out: list[Alert] = []
+        self._batch = {"before": {}, "affected": {}, "times": {}, "cause": None}
+        try:
+            yield out
+        finally:
+            b, self._batch = self._batch, None
+        for name in sorted(b["times"]):
+            if len(b["times"][name]) > 64:  # many touches: each distinct neighbourhood once
+                b["times"][name] = sorted(set(b["times"][name]))
+            ch = self.channels[name]
+            after: dict = {}
+            for t in b["times"][name]:
+                after.update(ch.groups_near(t))
+            out += _diff(name, b["before"].get(name, {}), after, b["cause"], self.window_ns, ch.alive)
+
+    def _touch(self, name: str, t: int, cause: str) -> None:
+        """Before changing channel ``name`` at time t: remember the groups as they were at the batch start.
+
+        A change at t can only alter groups starting in [t - 2W, t + 2W]; groups_near(t) covers [t - 3W, t + 2W].
+        So a group seen now whose start is not within 2W of an earlier touched time is still as it was."""
+        b = self._batch
+        if b is None or b.get("quiet"):
+            return
+        b["cause"] = cause
+        ch = self._ch(name)
+        touched = b["affected"].setdefault(name, [])  # sorted touched times
+        before = b["before"].setdefault(name, {})
+        w2 = 2 * self.window_ns
+        for k, g in ch.groups_near(t).items():
+            s0 = g[0].t_ns
+            i = bisect_left(touched, s0 - w2)
+            if k not in before and not (i < len(touched) and touched[i] <= s0 + w2):
+                before[k] = g
+        insort(touched, t)
+        b["times"].setdefault(name, []).append(t)
+
+    def load(self, msgs_with_receipt) -> None:
+        """Rebuild from archived messages [(msg, received_ns)] without computing alerts (server restart)."""
+        if self._batch is not None:
+            raise ConfigError("load() inside a batch")
+        self._batch = {"quiet": True}
+        try:
+            for msg, rec in msgs_with_receipt:
+                self.add(msg, rec)
+        finally:
+            self._batch = None
+
+    def _single(self, fn):
+        if self._batch is not None:
+            fn()
+            return []
+        with self.batch() as out:
+            fn()
+        return out
+
     # -- changes ----------------------------------------------------------------------------------
     def add(self, msg: Message, received_ns: int | None = None) -> list[Alert]:
         """Add a CoincidenceTier message. A uuid already held is ignored (idempotent)."""
@@ -215,11 +355,12 @@ class CoincidenceEngine:
             return []
         e = Entry.from_message(msg, received_ns)
         name = msg.channel
-        ch = self._ch(name)
-        before = ch.groups_near(e.t_ns)
-        ch.add(e)
-        self._chan_of[e.uuid] = name
-        return _diff(name, before, ch.groups_near(e.t_ns), e.uuid, self.window_ns, ch.alive)
+
+        def do():
+            self._touch(name, e.t_ns, e.uuid)
+            self._ch(name).add(e)
+            self._chan_of[e.uuid] = name
+        return self._single(do)
 
     def retract(self, msg: Message) -> tuple[list[str], list[Alert]]:
         """Apply a Retraction message; returns (removed uuids, alerts).
@@ -237,29 +378,31 @@ class CoincidenceEngine:
             e = ch.by_uuid.get(target)
             victims = [e] if e is not None and e.detector == det else []
         else:
-            mine = sorted((e for e in ch.det_entries(det) if ch.is_active(e)), key=lambda e: e.order)
+            mine = sorted((ch.by_uuid[u] for _, u in ch.det_active.get(det, ())), key=lambda e: e.order)
             victims = mine[-int(msg.data["retract_latest_n"]):]
-        alerts: list[Alert] = []
-        for e in victims:
-            alerts += self._remove(name, e.uuid, cause=msg.uuid)
-        return [e.uuid for e in victims], alerts
 
-    def _remove(self, name: str, uuid: str, cause: str) -> list[Alert]:
-        ch = self.channels[name]
-        t = ch.by_uuid[uuid].t_ns
-        before = ch.groups_near(t)
-        ch.remove(uuid)
-        del self._chan_of[uuid]
-        return _diff(name, before, ch.groups_near(t), cause, self.window_ns, ch.alive)
-
-    def expire(self, now_ns: int) -> list[str]:
-        """Drop messages received more than ``expiry`` before ``now_ns``; returns the dropped uuids."""
-        dropped = []
-        for name, ch in self.channels.items():
-            for e in [e for e in ch.by_uuid.values() if now_ns - e.received_ns > self.expiry_ns]:
+        def do():
+            for e in victims:
+                self._touch(name, e.t_ns, msg.uuid)
                 ch.remove(e.uuid)
                 del self._chan_of[e.uuid]
+        return [e.uuid for e in victims], self._single(do)
+
+    def expire(self, now_ns: int) -> list[str]:
+        """Drop messages received more than ``expiry`` before ``now_ns``; returns the dropped uuids.
+
+        Expiry emits no alert (outside a batch; inside one, the groups it ends are diffed with the rest)."""
+        dropped = []
+        for ch in self.channels.values():
+            old = [e for e in ch.by_uuid.values() if now_ns - e.received_ns > self.expiry_ns]
+            span: dict[str, list[int]] = {}
+            for e in old:
+                ch.remove(e.uuid, recompute=False)
+                del self._chan_of[e.uuid]
                 dropped.append(e.uuid)
+                span.setdefault(e.detector, []).append(e.t_ns)
+            for det, ts in span.items():
+                ch.recompute(det, min(ts) - self.window_ns, max(ts) + self.window_ns)
         return dropped
 
     # -- queries ----------------------------------------------------------------------------------
@@ -269,12 +412,21 @@ class CoincidenceEngine:
         for name, ch in sorted(self.channels.items()):
             if channel is not None and name != channel:
                 continue
-            act = [e for e in ch.by_uuid.values() if ch.is_active(e)]
+            act = [ch.by_uuid[u] for _, u in ch.active_times]
             out += [g for g in maximal_groups(act, self.window_ns) if len(g) >= min_size]
         return out
+
+    def groups_with(self, uuid: str) -> list[tuple[Entry, ...]]:
+        """Current groups (>= 2 detectors) that contain the active message ``uuid``."""
+        name = self._chan_of.get(uuid)
+        if name is None:
+            return []
+        ch = self.channels[name]
+        t = ch.by_uuid[uuid].t_ns
+        return [g for g in ch.groups_near(t).values() if any(x.uuid == uuid for x in g)]
 
     def group_names(self, channel: str | None = None, min_size: int = 1) -> list[list[str]]:
         return [[e.detector for e in g] for g in self.groups(channel, min_size)]
 
     def active_messages(self) -> list[Entry]:
-        return [e for ch in self.channels.values() for e in ch.by_uuid.values() if ch.is_active(e)]
+        return [ch.by_uuid[u] for ch in self.channels.values() for u in ch.active]

@@ -11,6 +11,12 @@ is the earliest:
 
 and for "at least r of n detectors" (leading order in R W) R_r = sum_{|S| = r} R_S.                    (2)
 
+The sum in (2) is r W^(r-1) e_r(R_1, ..., R_n), with e_r the elementary symmetric polynomial, computed by the
+recursion e_k <- e_k + R_i e_(k-1) in O(n r) (no enumeration of the C(n, r) sets).  For n equal rates R this is
+C(n, r) r W^(r-1) R^r: any 2 of 20 detectors at one imitation per week, W = 10 s, is 1.04e-8 /s, one accidental
+pair per 3.05 years, 190 times the rate of one specific pair.  Assumptions: independent, stationary Poisson
+imitation processes; R_i W << 1; every detector of the online set is counted for the whole time.
+
 Check (issue 5): two detectors at one imitation per week, W = 10 s:
 R = 2 * 10 s * (1/604800 s)^2 = 5.47e-11 /s, i.e. one accidental pair per 579 Julian years ("about 600").
 The original SNEWS code mixed per-second and per-year units in this formula; here every rate is in 1/s,
@@ -18,7 +24,6 @@ and :func:`per_year` converts with the Julian year (365.25 d).
 """
 from __future__ import annotations
 
-import itertools
 import math
 
 from cevns.errors import ConfigError
@@ -45,12 +50,21 @@ def set_rate(rates_hz, window_s: float) -> float:
     return r * window_s ** (r - 1) * math.prod(rates)
 
 
+def elementary_symmetric(xs, r: int) -> float:
+    """e_r(x_1..x_n) = sum over r-subsets of the product of their members (e_0 = 1)."""
+    e = [1.0] + [0.0] * r
+    for x in xs:
+        for k in range(r, 0, -1):
+            e[k] += x * e[k - 1]
+    return e[r]
+
+
 def r_fold_rate(rates_hz, window_s: float, r: int = 2) -> float:
     """Eq. (2): accidental rate [1/s] of >= r-fold coincidences among the given detectors."""
     rates = _check(rates_hz, window_s)
     if not (2 <= r <= len(rates)):
         raise ConfigError(f"r={r}; allowed: 2 <= r <= number of detectors ({len(rates)})")
-    return sum(set_rate(c, window_s) for c in itertools.combinations(rates, r))
+    return r * window_s ** (r - 1) * elementary_symmetric(rates, r)
 
 
 def per_year(rate_hz: float) -> float:

@@ -39,6 +39,12 @@ _SCHEMA_FILE = {
 }
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_JSON_DEPTH = 12
+MAX_ABS_INT = 2 ** 63 - 1  # every JSON integer must fit a signed 64-bit integer (SQLite, Kafka tools, numpy)
+MAX_T_BIN_WIDTH_S = 3600.0  # SignificanceTier t_bin_width_sec: 0 < width <= 1 h
+MAX_TIMING_SPAN_NS = 3600 * 10 ** 9  # TimingTier offsets / bin widths: within 1 h of start_time_utc
+MAX_BACKGROUND_HZ = 1e9
+MAX_RETRACT_N = 1000
+DETECTION_CHANNELS = ("Electron Neutrino", "Electron Antineutrino", "Neutral Current", "Other")
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -81,6 +87,13 @@ def tier_schema(tier: str) -> dict:
         }
         props["start_time_utc"] = {"type": "string", "description": "Reference time of timing_series (UTC)"}
         props["time_bin_width_ns"] = {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]}
+        # further snews-data-formats 1.1.1 TimingTier fields (their neutrino_time_utc is required there; here it
+        # is optional and derived from start_time_utc + the first offset when absent)
+        props["neutrino_time_utc"] = {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None}
+        props["background_rate_Hz"] = {"anyOf": [{"type": "number", "minimum": 0}, {"type": "null"}],
+                                       "default": None}
+        props["detection_channel"] = {"anyOf": [{"enum": list(DETECTION_CHANNELS)}, {"type": "null"}],
+                                      "default": None}
         schema["required"] = sorted(set(schema["required"]) | {"start_time_utc"})
     return schema
 
@@ -150,7 +163,20 @@ def _compile(node: dict, root: dict):
             subs = [_compile(x, root) for x in node[key]]
             if any(x is None for x in subs):
                 return None
-            checks.append(lambda v, subs=subs, combine=combine: combine(f(v) for f in subs))
+            if combine is any:
+                def any_of(v, subs=tuple(subs)):
+                    for f in subs:
+                        if f(v):
+                            return True
+                    return False
+                checks.append(any_of)
+            else:
+                def every(v, subs=tuple(subs)):
+                    for f in subs:
+                        if not f(v):
+                            return False
+                    return True
+                checks.append(every)
     if "properties" in node or "required" in node:
         props = {k: _compile(v, root) for k, v in node.get("properties", {}).items()}
         if any(f is None for f in props.values()):
@@ -160,11 +186,24 @@ def _compile(node: dict, root: dict):
         def obj(v, props=props, req=req):
             if not isinstance(v, dict):
                 return True
-            if any(r not in v for r in req):
-                return False
-            return all(props[k](x) for k, x in v.items() if k in props)
+            for r in req:
+                if r not in v:
+                    return False
+            for k, x in v.items():
+                f = props.get(k)
+                if f is not None and not f(x):
+                    return False
+            return True
         checks.append(obj)
-    return lambda v: all(c(v) for c in checks)
+    if len(checks) == 1:
+        return checks[0]
+
+    def all_of(v, checks=tuple(checks)):
+        for c in checks:
+            if not c(v):
+                return False
+        return True
+    return all_of
 
 
 @functools.lru_cache(maxsize=None)
@@ -217,12 +256,19 @@ class Message:
         return "+".join(flags) or "real"
 
     def time(self, key: str) -> UTCTime | None:
-        v = self.data.get(key)
-        return None if v is None else UTCTime.parse(v, key)
+        cache = self.__dict__.setdefault("_times", {})  # data is validated once and never changed
+        if key not in cache:
+            v = self.data.get(key)
+            cache[key] = None if v is None else UTCTime.parse(v, key)
+        return cache[key]
 
     @property
     def neutrino_time(self) -> UTCTime:
-        return UTCTime.parse(self.data["neutrino_time_utc"], "neutrino_time_utc")
+        return self.time("neutrino_time_utc")
+
+    @property
+    def has_neutrino_time(self) -> bool:
+        return self.data.get("neutrino_time_utc") is not None
 
     @property
     def sent_time(self) -> UTCTime | None:
@@ -261,6 +307,22 @@ def _reject_constant(name):
     raise MessageRejected("non-finite", f"JSON constant {name} is not allowed; numbers must be finite")
 
 
+def _finite_float(text: str) -> float:
+    """A JSON number with a fraction/exponent; ``1e400`` would silently become inf, so refuse it here."""
+    x = float(text)
+    if x != x or x in (float("inf"), float("-inf")):
+        raise MessageRejected("non-finite", f"number {text[:30]} overflows a 64-bit float; numbers must be finite "
+                                            "(|x| < 1.8e308)")
+    return x
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > 19 or abs(int(text)) > MAX_ABS_INT:
+        raise MessageRejected("out-of-range", f"integer {text[:30]}... does not fit 64 bits; allowed: "
+                                              f"|n| <= {MAX_ABS_INT}")
+    return int(text)
+
+
 def _depth(obj, limit: int, d: int = 0) -> None:
     if d > limit:
         raise MessageRejected("too-deep", f"JSON nesting deeper than {limit} levels")
@@ -291,7 +353,8 @@ def loads_strict(raw: bytes | str, max_bytes: int = MAX_PAYLOAD_BYTES, what: str
         raise MessageRejected("not-utf8", f"{what} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
                                           "only UTF-8 JSON is accepted") from None
     try:
-        obj = json.loads(text, object_pairs_hook=_reject_dupes, parse_constant=_reject_constant)
+        obj = json.loads(text, object_pairs_hook=_reject_dupes, parse_constant=_reject_constant,
+                         parse_float=_finite_float, parse_int=_bounded_int)
     except MessageRejected:
         raise
     except RecursionError:
@@ -302,9 +365,59 @@ def loads_strict(raw: bytes | str, max_bytes: int = MAX_PAYLOAD_BYTES, what: str
     return obj
 
 
+def _check_numbers(obj, path: str = "") -> None:
+    """Every number anywhere (``meta`` included) finite and within 64-bit range (for objects not parsed here)."""
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
+        return
+    if isinstance(obj, float):
+        if obj != obj or obj in (float("inf"), float("-inf")):
+            raise MessageRejected("non-finite", f"{path or 'value'} is {obj}; numbers must be finite")
+    elif isinstance(obj, int):
+        if abs(obj) > MAX_ABS_INT:
+            raise MessageRejected("out-of-range", f"{path or 'value'}: integer does not fit 64 bits")
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            if not isinstance(k, str):
+                raise MessageRejected("schema", f"{path}: object keys must be strings")
+            _check_numbers(v, f"{path}/{k}")
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _check_numbers(v, f"{path}/{i}")
+    else:
+        raise MessageRejected("schema", f"{path}: {type(obj).__name__} is not a JSON value")
+
+
+def _check_ranges(tier: str, data: dict) -> None:
+    """Physical ranges the schemas leave open (units in the field names: s, ns, Hz)."""
+    if tier == "SignificanceTier":
+        w = data["t_bin_width_sec"]
+        if not (0 < w <= MAX_T_BIN_WIDTH_S):
+            raise MessageRejected("out-of-range", f"SignificanceTier t_bin_width_sec = {w!r} s; allowed: "
+                                                  f"0 < width <= {MAX_T_BIN_WIDTH_S:g} s")
+        if not data["p_values"]:
+            raise MessageRejected("out-of-range", "SignificanceTier p_values is empty; allowed: >= 1 value in [0, 1]")
+    if tier == "TimingTier":
+        ts, width = data["timing_series"], data.get("time_bin_width_ns")
+        if not ts:
+            raise MessageRejected("out-of-range", "TimingTier timing_series is empty; allowed: >= 1 entry")
+        span = len(ts) * width if width else max(ts)
+        if span > MAX_TIMING_SPAN_NS:
+            raise MessageRejected("out-of-range", f"TimingTier timing_series spans {span} ns; allowed: <= "
+                                                  f"{MAX_TIMING_SPAN_NS} ns (1 h) after start_time_utc")
+        bg = data.get("background_rate_Hz")
+        if bg is not None and bg > MAX_BACKGROUND_HZ:
+            raise MessageRejected("out-of-range", f"background_rate_Hz = {bg!r}; allowed: 0..{MAX_BACKGROUND_HZ:g} Hz")
+    if tier == "Retraction" and (data.get("retract_latest_n") or 0) > MAX_RETRACT_N:
+        raise MessageRejected("out-of-range", f"retract_latest_n = {data['retract_latest_n']}; allowed: "
+                                              f"1..{MAX_RETRACT_N}")
+
+
 def parse_message(raw: bytes | str | dict, detectors: tuple[str, ...] | None = None,
                   max_bytes: int = MAX_PAYLOAD_BYTES) -> Message:
     """Validate one received message; return a :class:`Message` or raise :class:`MessageRejected`."""
+    if isinstance(raw, dict):
+        _check_numbers(raw)
+        _depth(raw, MAX_JSON_DEPTH)
     obj = raw if isinstance(raw, dict) else loads_strict(raw, max_bytes, "message")
     if not isinstance(obj, dict):
         raise MessageRejected("not-object", f"message must be a JSON object, got {type(obj).__name__}")
@@ -351,6 +464,11 @@ def parse_message(raw: bytes | str | dict, detectors: tuple[str, ...] | None = N
             raise MessageRejected("bad-retraction", "retract_message_uuid is not a UUID")
     if tier == "Heartbeat" and data["detector_status"] not in ("ON", "OFF"):
         raise MessageRejected("schema", f"detector_status {data['detector_status'][:20]!r}; allowed: ON, OFF")
+    _check_ranges(tier, data)
+    if tier == "TimingTier" and data.get("neutrino_time_utc") is None:
+        first = data["start_time_utc"] if data.get("time_bin_width_ns") else None
+        t0 = UTCTime.parse(data["start_time_utc"], "start_time_utc")
+        data["neutrino_time_utc"] = first or t0.add_ns(min(data["timing_series"])).isoformat()
     return Message(tier, data)
 
 
@@ -412,8 +530,11 @@ def significance_message(detector_name: str, p_values: list[float], t_bin_width_
 def timing_message(detector_name: str, start_time: str | UTCTime, offsets_ns: list[int],
                    time_bin_width_ns: int | None = None, p_val: float | None = None, **kw) -> Message:
     d = _base("TimingTier", detector_name, **kw)
-    d.update(start_time_utc=start_time.isoformat() if isinstance(start_time, UTCTime) else start_time,
-             timing_series=[int(x) for x in offsets_ns], time_bin_width_ns=time_bin_width_ns, p_val=p_val)
+    st = start_time if isinstance(start_time, UTCTime) else UTCTime.parse(start_time, "start_time_utc")
+    offsets = [int(x) for x in offsets_ns]
+    d.update(start_time_utc=st.isoformat(), timing_series=offsets, time_bin_width_ns=time_bin_width_ns,
+             p_val=p_val, neutrino_time_utc=(st if time_bin_width_ns or not offsets else st.add_ns(min(offsets)))
+             .isoformat())
     return _build("TimingTier", d)
 
 

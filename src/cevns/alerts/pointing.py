@@ -186,6 +186,29 @@ def triangulate(times: dict[str, UTCTime | str | int], n_grid: int = 49152, appl
     return PointingResult(r, d, float(chi2[k]), areas, grid, np.degrees(ra), np.degrees(dec), dchi2, tuple(names))
 
 
+CONSISTENCY_P_MIN = 1e-3
+
+
+def consistency(result: PointingResult, p_min: float = CONSISTENCY_P_MIN) -> dict:
+    """Goodness of fit of the best direction: P(chi2_dof > chi2_min) (PDG Review of Statistics, Sec. 40.3.2).
+
+    N detectors give N-1 independent differences and the direction has 2 parameters, so dof = N - 3; with 2 or 3
+    detectors a consistent set fits exactly (chi2_min ~ 0), and dof = 1 is used as a conservative reference.
+    Arrival times that no plane wave can produce (a difference larger than the baseline / c) give a large
+    chi2_min and ``consistent`` False: the region is then not a credible localisation."""
+    from scipy.stats import chi2 as _chi2
+
+    n = len(result.detectors)
+    dof = max(n - 3, 1)
+    p = float(_chi2.sf(result.chi2_min, dof))
+    out = {"chi2_min": result.chi2_min, "chi2_dof": dof, "chi2_p_value": p, "consistent": p >= p_min}
+    if p < p_min:
+        out["warning"] = (f"arrival times are physically inconsistent with a plane wave from any direction "
+                          f"(chi2_min = {result.chi2_min:.3g} for {dof} dof, p = {p:.2g} < {p_min:g}); check the "
+                          "detector times and clocks: the region shown is not a credible localisation")
+    return out
+
+
 def plot_skymap(result: PointingResult, path, true_radec: tuple[float, float] | None = None) -> None:
     """Mollweide sky map of delta-chi2 with the 68 % and 90 % regions; writes a PNG."""
     import matplotlib
@@ -208,6 +231,8 @@ def plot_skymap(result: PointingResult, path, true_radec: tuple[float, float] | 
                 ms=10, label="true")
     ax.set_xticklabels([f"{int(x)}°" for x in (150, 120, 90, 60, 30, 0, 330, 300, 270, 240, 210)])
     ax.grid(True, alpha=0.3)
+    ax.set_xlabel("right ascension (deg)")
+    ax.set_ylabel("declination (deg)")
     fig.colorbar(cs, orientation="horizontal", pad=0.08, label="Δχ² (capped at 30)")
     ax.set_title("SN triangulation ({}): 68 % (black), 90 % (red)".format(", ".join(result.detectors)))
     ax.legend(loc="lower right", fontsize=8)

@@ -1,9 +1,23 @@
-"""The coincidence server: consume signed observations, run the engine, publish alerts.
+"""The coincidence server: consume signed observations, run the engine, publish signed alerts.
 
 Processing of a batch is one SQLite transaction (archive + alerts); broker offsets are acknowledged only after
 it commits, so a crash or broker outage can cause redelivery but never loss, and redelivered messages are
-recognised by uuid (exactly-once processing).  Every refused message is logged (``cevns.alerts.server`` logger,
-WARNING) with its reason and recorded in the archive; nothing received is ever unpickled or evaluated.
+recognised by uuid (exactly-once processing).  Inside the batch each message has its own savepoint: a message
+that fails *processing* (after it passed validation) is rolled back, written to the ``dead_letters`` table with
+its reason, and the server moves on; no single message can stop it.  Every refused message is logged
+(``cevns.alerts.server`` logger, WARNING) with its reason and recorded in the archive; nothing received is ever
+unpickled or evaluated.
+
+Checks beyond the message schema (``plausibility``): neutrino times within ``[now - max_age, now + skew]`` of the
+server clock (SNEWS: 48 h back, none in the future; test-channel messages are exempt, as in SNEWS), no
+``sent_time_utc`` later than ``now + skew``, a uuid reused with different content is refused, a retraction of
+another detector's message is refused, and a retraction that arrives before its target is held (state
+``pending``) until the target arrives (which is then retracted on arrival) or the retraction expires.
+
+Alerts carry the false-alarm rate of "any k of the N detectors online" (N from the heartbeat monitor, at least the
+alert's own detectors), the rate of the specific set as a secondary field, a combined significance when group
+detectors sent SignificanceTier messages, and a pointing estimate once three or more group detectors with known
+locations sent TimingTier messages.
 """
 from __future__ import annotations
 
@@ -11,6 +25,8 @@ import collections
 import hashlib
 import json
 import logging
+import math
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,11 +35,11 @@ from cevns.errors import CevnsError
 
 from . import far
 from .archive import Archive
-from .auth import open_envelope, sign
-from .coincidence import Alert, CoincidenceEngine
+from .auth import AlertSigner, open_alert, open_envelope, sign
+from .coincidence import Alert, CoincidenceEngine, Entry
 from .heartbeats import HeartbeatMonitor
 from .messages import MAX_PAYLOAD_BYTES, Message, MessageRejected, parse_message
-from .timeutil import UTCTime
+from .timeutil import NS, UTCTime
 from .transport import DEFAULT_ALERT_TOPIC, DEFAULT_OBS_TOPIC, Transport, TransportError
 
 log = logging.getLogger("cevns.alerts.server")
@@ -31,7 +47,7 @@ log = logging.getLogger("cevns.alerts.server")
 
 @dataclass
 class Outcome:
-    status: str  # accepted | duplicate | rejected
+    status: str  # accepted | duplicate | rejected | dead-letter
     uuid: str | None = None
     code: str | None = None
     reason: str | None = None
@@ -47,57 +63,150 @@ class Publisher:
     def envelope(self, msg: Message) -> bytes:
         return sign(msg.to_json(), self.detector, self.key)
 
-    def send(self, msg: Message) -> bytes:
+    def send(self, msg: Message, on_delivery=None) -> bytes:
         if msg.detector_name != self.detector:
             raise MessageRejected("impersonation", f"credentials are for {self.detector!r}; cannot publish as "
                                                    f"{msg.detector_name!r}")
         env = self.envelope(msg)
-        self.t.publish(self.topic, env)
+        self.t.publish(self.topic, env, on_delivery=on_delivery)
         return env
+
+
+def fisher_combined(p_values: list[float]) -> float:
+    """Fisher's method: X = -2 sum ln p_i ~ chi2(2k); P(chi2_2k > X) = exp(-X/2) sum_{j<k} (X/2)^j / j!
+    (R. A. Fisher, Statistical Methods for Research Workers, 4th ed. 1932, Sec. 21.1)."""
+    k = len(p_values)
+    if k == 0:
+        raise ValueError("no p-values")
+    if any(p <= 0 for p in p_values):
+        return 0.0
+    half = -sum(math.log(p) for p in p_values)  # X / 2
+    term, total = 1.0, 1.0
+    for j in range(1, k):
+        term *= half / j
+        total += term
+    return min(1.0, math.exp(-half) * total)
+
+
+def sidak(p_min: float, n_trials: int) -> float:
+    """Trials-corrected p of the smallest of n independent p-values: 1 - (1 - p_min)^n (Sidak 1967)."""
+    return -math.expm1(n_trials * math.log1p(-p_min)) if p_min < 1 else 1.0
+
+
+def p_to_sigma(p: float) -> float:
+    """One-sided Gaussian equivalent z with P(Z > z) = p."""
+    from scipy.special import ndtri
+    return float(ndtri(1.0 - p)) if p > 1e-300 else 37.0
 
 
 class AlertServer:
     def __init__(self, transport: Transport, keyring: dict[str, bytes], archive: Archive | None = None, *,
                  obs_topic: str = DEFAULT_OBS_TOPIC, alert_topic: str = DEFAULT_ALERT_TOPIC,
                  window_s: float = 10.0, expiry_s: float = 48 * 3600.0, max_bytes: int = MAX_PAYLOAD_BYTES,
-                 imitation_rate_hz: float = 1.0 / far.SECONDS_PER_WEEK, clock=None):
+                 imitation_rate_hz: float = 1.0 / far.SECONDS_PER_WEEK, clock=None, alert_key: bytes | None = None,
+                 max_age_s: float = 48 * 3600.0, clock_skew_s: float = 1.0,
+                 heartbeat_retention_s: float = 24 * 3600.0, heartbeat_min_interval_s: float = 1.0,
+                 heartbeat_stale_s: float = 3600.0, pointing_grid: int = 12288):
+        if not (max_age_s > 0) or not (clock_skew_s >= 0):
+            raise CevnsError(f"max_age_s={max_age_s!r}, clock_skew_s={clock_skew_s!r}; allowed: > 0 and >= 0 s")
         self.t, self.keyring = transport, keyring
         self.archive = archive or Archive(":memory:")
         self.obs_topic, self.alert_topic = obs_topic, alert_topic
         self.engine = CoincidenceEngine(window_s, expiry_s)
-        self.hearts = HeartbeatMonitor()
+        self.hearts = HeartbeatMonitor(retention_s=heartbeat_retention_s, min_interval_s=heartbeat_min_interval_s,
+                                       stale_s=heartbeat_stale_s)
         self.max_bytes = max_bytes
         self.imitation_rate_hz = imitation_rate_hz
+        self.max_age_ns, self.skew_ns = int(max_age_s * NS), int(clock_skew_s * NS)
+        self.pointing_grid = pointing_grid
         self.clock = clock or (lambda: UTCTime.now().elapsed_ns)
+        self.signer = AlertSigner(alert_key if alert_key is not None else secrets.token_bytes(32))
+        self.alert_public_key = self.signer.public_key
         self.stats = collections.Counter()
         self.rejected_codes = collections.Counter()
         self._pending_acks: list[bytes] = []
+        self._pending_retractions: dict[str, tuple[Message, int]] = {}  # target uuid -> (retraction, received)
+        self._tiers: dict[tuple[str, str, str], dict[str, tuple[Message, int]]] = {}  # (tier, chan, det) -> msgs
+        self._tier_touched: dict = {}
+        self._pointing_cache: dict = {}
+        self._in_flight: set[str] = set()
+        self._published: list[str] = []
+        self._online_cache: tuple = (None, set())
+        self._last_warn: dict[str, float] = {}
+        self.rebuild_s = 0.0
         self._rebuild()
 
     # -- persistence --------------------------------------------------------------------------------
     def _rebuild(self) -> None:
-        n = 0
-        for uuid, det, tier, chan, rec_ns, body, state in self.archive.messages():
-            if state != "active":
-                continue
+        """Restart: engine from active coincidence messages; only recent heartbeats (cost independent of history)."""
+        t0 = time.perf_counter()
+        now = self.clock()
+        coinc = [(Message(tier, json.loads(body)), rec)
+                 for _, _, tier, _, rec, body, _ in self.archive.messages_since("CoincidenceTier", "active", 0)]
+        self.engine.load(coinc)
+        n_hb = 0
+        for _, _, tier, _, rec, body, _ in self.archive.latest_per_detector(
+                "Heartbeat", "active", now - self.hearts.retention_ns, self.hearts.max_beats + 1):
             msg = Message(tier, json.loads(body))
-            if tier == "CoincidenceTier":
-                self.engine.add(msg, rec_ns)
-            elif tier == "Heartbeat" and "connection_test" not in (msg.data.get("meta") or {}):
-                self.hearts.add(msg, rec_ns)
-            n += 1
-        if n:
-            log.info("rebuilt state from archive: %d active message(s)", n)
+            if "connection_test" not in (msg.data.get("meta") or {}):
+                self.hearts.add(msg, rec)
+                n_hb += 1
+        n_t = 0
+        for tier in ("SignificanceTier", "TimingTier"):
+            for _, _, tr, _, rec, body, _ in self.archive.messages_since(tier, "stored", now - self.engine.expiry_ns):
+                self._tier_add(Message(tr, json.loads(body)), rec)
+                n_t += 1
+        for _, _, tr, _, rec, body, _ in self.archive.messages_since("Retraction", "pending", 0):
+            m = Message(tr, json.loads(body))
+            self._pending_retractions[m.data["retract_message_uuid"]] = (m, rec)
+        self.rebuild_s = time.perf_counter() - t0
+        if coinc or n_hb or n_t or self._pending_retractions:
+            log.info("rebuilt state from archive in %.2f s: %d active coincidence message(s), %d recent "
+                     "heartbeat(s), %d significance/timing message(s), %d pending retraction(s)", self.rebuild_s,
+                     len(coinc), n_hb, n_t, len(self._pending_retractions))
+
+    def carried_over(self) -> dict:
+        """What an earlier session left in the archive (for the CLI's start-up line)."""
+        return {"active_messages": len(self.engine), "archived_messages": self.archive.count_messages(),
+                "alerts": len(self.archive.alerts()), "pending_retractions": len(self._pending_retractions)}
 
     # -- processing ---------------------------------------------------------------------------------
+    def _warn(self, key: str, text: str, *args) -> None:
+        """WARNING, at most once per second per key (floods must not flood the log)."""
+        now = time.monotonic()
+        if now - self._last_warn.get(key, 0.0) >= 1.0:
+            self._last_warn[key] = now
+            log.warning(text, *args)
+
     def _reject(self, raw: bytes, now: int, exc: MessageRejected) -> Outcome:
         digest = hashlib.sha256(raw if isinstance(raw, (bytes, bytearray)) else repr(raw).encode()).hexdigest()
         size = len(raw) if isinstance(raw, (bytes, bytearray)) else -1
-        log.warning("rejected message (sha256 %s, %d bytes) [%s]: %s", digest[:16], size, exc.code, exc.reason)
+        msg = "rejected message (sha256 %s, %d bytes) [%s]: %s"
+        if exc.code == "rate-limited":
+            self._warn("rate-limited", msg, digest[:16], size, exc.code, exc.reason)
+        else:
+            log.warning(msg, digest[:16], size, exc.code, exc.reason)
         self.archive.add_rejection(now, exc.code, exc.reason, digest, size)
         self.stats["rejected"] += 1
         self.rejected_codes[exc.code] += 1
         return Outcome("rejected", code=exc.code, reason=exc.reason)
+
+    def _plausible(self, msg: Message, now: int) -> None:
+        sent = msg.sent_time
+        if sent is not None and sent.elapsed_ns > now + self.skew_ns:
+            raise MessageRejected("future-sent-time", f"sent_time_utc {sent.isoformat()} is later than the server "
+                                                      f"clock ({UTCTime(now).isoformat()}) + {self.skew_ns / NS:g} s")
+        if msg.is_test:
+            return  # SNEWS exempts test messages from the time window
+        for key in ("neutrino_time_utc", "start_time_utc"):
+            if msg.data.get(key) is None:
+                continue
+            t = msg.time(key).elapsed_ns
+            if not (now - self.max_age_ns <= t <= now + self.skew_ns):
+                raise MessageRejected(
+                    "implausible-time", f"{key} {msg.data[key]} is outside the allowed window "
+                    f"[server time - {self.max_age_ns / NS / 3600:g} h, server time + {self.skew_ns / NS:g} s] "
+                    f"(server time {UTCTime(now).isoformat()}); test messages (is_test) are exempt")
 
     def _handle(self, raw: bytes, now: int) -> Outcome:
         try:
@@ -107,44 +216,213 @@ class AlertServer:
                 raise MessageRejected("impersonation", f"signed by {det!r} but detector_name is "
                                                        f"{msg.detector_name!r}; a detector may only publish, "
                                                        "retract or heartbeat under its own name")
+            self._plausible(msg, now)
         except MessageRejected as exc:
             return self._reject(raw, now, exc)
         except Exception as exc:  # noqa: BLE001 - any surprise in validation is a rejection, not a crash
             return self._reject(raw, now, MessageRejected("invalid", f"{type(exc).__name__}: {str(exc)[:160]}"))
-        state = "active" if msg.tier in ("CoincidenceTier", "Heartbeat") else "stored"
-        if msg.uuid in self.engine or not self.archive.add_message(msg.uuid, msg.detector_name, msg.tier,
-                                                                   msg.channel, now, msg.to_json(), state):
+        try:
+            return self._apply(msg, raw, now)
+        except MessageRejected as exc:
+            return self._reject(raw, now, exc)
+
+    def _apply(self, msg: Message, raw: bytes, now: int) -> Outcome:
+        # 1. refusals that change nothing
+        hb_key = None
+        if msg.tier == "Heartbeat":
+            meta = msg.data.get("meta") or {}
+            hb_key = msg.detector_name + ("/connection-test" if "connection_test" in meta else "")
+            if not self.hearts.allow(hb_key, now):
+                raise MessageRejected("rate-limited", f"heartbeat from {msg.detector_name} less than "
+                                                      f"{self.hearts.min_interval_ns / NS:g} s after the previous one")
+        target_row = None
+        if msg.tier == "Retraction" and msg.data.get("retract_message_uuid") is not None:
+            target = msg.data["retract_message_uuid"]
+            target_row = self.archive.message_row(target)
+            if target_row is not None and target_row[0] != msg.detector_name:
+                raise MessageRejected("foreign-retraction", f"{msg.detector_name} tried to retract {target}, a "
+                                                            f"message of {target_row[0]}; a detector may only "
+                                                            "retract its own messages")
+            if target_row is None and target in self._pending_retractions:
+                raise MessageRejected("bad-retraction", f"a retraction of {target} is already held")
+        # 2. exactly once: the uuid is the key (a redelivery is a duplicate, new content under it is refused)
+        body = msg.to_json()
+        state = {"CoincidenceTier": "active", "Heartbeat": "active"}.get(msg.tier, "stored")
+        if not self.archive.add_message(msg.uuid, msg.detector_name, msg.tier, msg.channel, now, body, state):
+            row = self.archive.message_row(msg.uuid)
+            if row is not None and row[3] != body:
+                raise MessageRejected("uuid-reuse", f"uuid {msg.uuid} was already used by a message with different "
+                                                    "content; a new message needs a new uuid")
             self.archive.bump("duplicates")
             self.stats["duplicates"] += 1
             return Outcome("duplicate", uuid=msg.uuid)
-        alerts: list[Alert] = []
-        if msg.tier == "CoincidenceTier":
-            alerts = self.engine.add(msg, now)
-        elif msg.tier == "Retraction":
-            removed, alerts = self.engine.retract(msg)
-            self.archive.set_state(removed, "retracted")
-            log.info("retraction %s by %s removed %s", msg.uuid, msg.detector_name, removed)
-        elif msg.tier == "Heartbeat":
-            meta = msg.data.get("meta") or {}
-            if "connection_test" not in meta:
-                self.hearts.add(msg, now)
-            else:
+        # 3. effects
+        pend = self._pending_retractions.get(msg.uuid)
+        if pend is not None and pend[0].detector_name != msg.detector_name:
+            del self._pending_retractions[msg.uuid]
+            self.archive.set_state([pend[0].uuid], "rejected")
+            self.rejected_codes["foreign-retraction"] += 1
+            log.warning("held retraction %s by %s named %s, which turned out to be a message of %s: refused "
+                        "(a detector may only retract its own messages)", pend[0].uuid, pend[0].detector_name,
+                        msg.uuid, msg.detector_name)
+            pend = None
+        if msg.tier == "Heartbeat":
+            if hb_key != msg.detector_name:  # connection test: acknowledge, count for the rate limit only
+                self.hearts.note(hb_key, now)
                 self._pending_acks.append(json.dumps(
                     {"kind": "connection-test-ack", "detector": msg.detector_name,
-                     "nonce": str(meta["connection_test"])[:64], "uuid": msg.uuid}).encode())
-        for a in alerts:
-            self.archive.add_alert(a.alert_id, now, self._alert_body(a, now))
+                     "nonce": str(msg.data["meta"]["connection_test"])[:64], "uuid": msg.uuid}).encode())
+            else:
+                self.hearts.add(msg, now)
+        elif msg.tier == "Retraction":
+            if self._retract(msg, now, target_row) == "pending":
+                self.archive.set_state([msg.uuid], "pending")
+        elif pend is not None:  # its retraction arrived first
+            self.archive.set_state([msg.uuid], "retracted")
+            self._resolve_pending(msg, now)
+        elif msg.tier == "CoincidenceTier":
+            self.engine.add(msg, now)
+        elif msg.tier in ("SignificanceTier", "TimingTier"):
+            self._tier_add(msg, now)
+            self._tier_touched[(msg.channel, msg.detector_name)] = msg.uuid
         self.stats["accepted"] += 1
-        self.stats["alerts"] += len(alerts)
-        return Outcome("accepted", uuid=msg.uuid, alerts=alerts)
+        return Outcome("accepted", uuid=msg.uuid)
+
+    def _resolve_pending(self, target: Message, now: int) -> None:
+        r, _ = self._pending_retractions.pop(target.uuid)
+        self.archive.set_state([r.uuid], "stored")
+        log.info("held retraction %s by %s applied to %s on its arrival", r.uuid, r.detector_name, target.uuid)
+        self.stats["pending_resolved"] += 1
+
+    def _retract(self, msg: Message, now: int, row) -> str:
+        """Apply a retraction (its target row already checked); returns 'stored' or 'pending'."""
+        det, target = msg.detector_name, msg.data.get("retract_message_uuid")
+        if target is None:
+            removed, _ = self.engine.retract(msg)
+            self.archive.set_state(removed, "retracted")
+            log.info("retraction %s by %s removed %s", msg.uuid, det, removed)
+            return "stored"
+        if row is None:
+            self._pending_retractions[target] = (msg, now)
+            self.stats["pending_retractions"] += 1
+            log.info("retraction %s by %s names unknown message %s: held until it arrives or expires",
+                     msg.uuid, det, target)
+            return "pending"
+        _, ttier, tstate, _ = row
+        if ttier == "CoincidenceTier":
+            removed, _ = self.engine.retract(msg)
+            self.archive.set_state(removed, "retracted")
+        elif ttier in ("SignificanceTier", "TimingTier"):
+            if self._tier_remove(target):
+                self._tier_touched[(msg.channel, det)] = msg.uuid
+            self.archive.set_state([target], "retracted")
+        log.info("retraction %s by %s removed %s (%s, was %s)", msg.uuid, det, target, ttier, tstate)
+        return "stored"
+
+    # -- significance / timing tiers -----------------------------------------------------------------
+    def _tier_add(self, msg: Message, received: int) -> None:
+        self._tiers.setdefault((msg.tier, msg.channel, msg.detector_name), {})[msg.uuid] = (msg, received)
+
+    def _tier_remove(self, uuid: str) -> bool:
+        for d in self._tiers.values():
+            if d.pop(uuid, None) is not None:
+                return True
+        return False
+
+    def _significance(self, channel: str, group: tuple[Entry, ...]) -> dict | None:
+        """Fisher combination of the group detectors' latest SignificanceTier p-values (Sidak per detector)."""
+        per = {}
+        for e in group:
+            msgs = self._tiers.get(("SignificanceTier", channel, e.detector))
+            if not msgs:
+                continue
+            m, _ = max(msgs.values(), key=lambda mr: mr[1])
+            pv = m.data["p_values"]
+            per[e.detector] = sidak(min(pv), len(pv))
+        if not per:
+            return None
+        p = fisher_combined(list(per.values()))
+        return {"p_value": p, "sigma": p_to_sigma(p), "detectors": sorted(per), "per_detector_p": per,
+                "method": "Fisher combination of per-detector minimum p-values, Sidak-corrected for the number of "
+                          "time bins"}
+
+    def _pointing(self, channel: str, group: tuple[Entry, ...]) -> dict | None:
+        """Triangulation from TimingTier neutrino times of group detectors (>= 3 with known locations)."""
+        from cevns.errors import UnknownNameError
+
+        from .pointing import consistency, site, triangulate
+        times, uuids = {}, []
+        for e in group:
+            msgs = self._tiers.get(("TimingTier", channel, e.detector), {})
+            near = [(m, r) for m, r in msgs.values()
+                    if abs(m.neutrino_time.elapsed_ns - e.t_ns) <= self.engine.window_ns]
+            if not near:
+                continue
+            try:
+                site(e.detector)
+            except UnknownNameError:
+                continue
+            m, _ = max(near, key=lambda mr: mr[1])
+            times[e.detector] = m.neutrino_time.elapsed_ns
+            uuids.append(m.uuid)
+        if len(times) < 3:
+            return None
+        key = frozenset(uuids)
+        if key not in self._pointing_cache:
+            r = triangulate(times, n_grid=self.pointing_grid)
+            c = consistency(r)
+            self._pointing_cache[key] = {"ra_deg": r.ra_deg, "dec_deg": r.dec_deg,
+                                         "area_deg2_68": r.area_deg2[0.68], "area_deg2_90": r.area_deg2[0.90],
+                                         "detectors": sorted(times), "timing_uuids": sorted(uuids), **c}
+        return self._pointing_cache[key]
+
+    def _tier_alerts(self, engine_alerts: list[Alert]) -> list[Alert]:
+        """UPDATE alerts for groups whose significance/pointing changed through tier messages of this batch."""
+        touched, self._tier_touched = self._tier_touched, {}
+        covered = {frozenset(a.uuids) for a in engine_alerts}
+        out, seen = [], set()
+        for (chan, det), cause in touched.items():
+            ch = self.engine.channels.get(chan)
+            if ch is None:
+                continue
+            for _, u in list(ch.det_active.get(det, ())):
+                for g in self.engine.groups_with(u):
+                    k = frozenset(x.uuid for x in g)
+                    if k in covered or k in seen:
+                        continue
+                    seen.add(k)
+                    dets = tuple(x.detector for x in g)
+                    out.append(Alert("UPDATE", chan, dets, tuple(x.uuid for x in g),
+                                     tuple(UTCTime(x.t_ns).isoformat() for x in g), tuple(x.p_val for x in g),
+                                     cause, dets))
+        return out
 
     def _alert_body(self, a: Alert, now: int) -> dict:
         body = a.to_dict()
         body["server_time_utc"] = UTCTime(now).isoformat()
-        if len(a.detectors) >= 2:
-            rate = far.set_rate([self.imitation_rate_hz] * len(a.detectors), self.engine.window_ns / 1e9)
-            body["false_alarm_rate_per_year"] = far.per_year(rate)
-            body["false_alarm_assumption"] = f"each detector imitates a burst at {self.imitation_rate_hz:.3g}/s"
+        k = len(a.detectors)
+        if k >= 2:
+            w = self.engine.window_ns / NS
+            if self._online_cache[0] != now:
+                self._online_cache = (now, set(self.hearts.online(now)))
+            online = sorted(self._online_cache[1] | set(a.detectors))
+            rates = [self.imitation_rate_hz] * len(online)
+            body["false_alarm_rate_per_year"] = far.per_year(far.r_fold_rate(rates, w, k))
+            body["false_alarm_rate_per_year_this_set"] = far.per_year(far.set_rate(rates[:k], w))
+            body["false_alarm_online_detectors"] = len(online)
+            body["false_alarm_assumption"] = (f"any {k} of the {len(online)} detectors online (heartbeats within "
+                                              f"{self.hearts.stale_ns / NS:g} s, plus this alert's), each imitating "
+                                              f"a burst at {self.imitation_rate_hz:.3g}/s, window {w:g} s")
+            group = tuple(self.engine.entry(u) for u in a.uuids)
+            if all(e is not None for e in group):
+                for name, fn in (("combined_significance", self._significance), ("pointing", self._pointing)):
+                    try:
+                        v = fn(a.channel, group)
+                    except Exception as exc:  # noqa: BLE001 - an enrichment failure never blocks the alert
+                        log.error("alert %s: %s failed: %s", a.alert_id, name, exc)
+                        v = {"error": f"{type(exc).__name__}: {str(exc)[:120]}"}
+                    if v is not None:
+                        body[name] = v
         return body
 
     def process_batch(self, payloads: list[bytes]) -> list[Outcome]:
@@ -153,15 +431,44 @@ class AlertServer:
         outs = []
         self.archive.begin()
         try:
-            for raw in payloads:
-                outs.append(self._handle(raw, now))
+            with self.engine.batch() as eng_alerts:
+                for raw in payloads:
+                    self.archive.savepoint()
+                    try:
+                        out = self._handle(raw, now)
+                    except Exception as exc:  # noqa: BLE001 - one message never stops the server
+                        self.archive.rollback_savepoint()
+                        out = self._dead_letter(raw, now, exc)
+                    else:
+                        self.archive.release()
+                    outs.append(out)
+            alerts = list(eng_alerts) + self._tier_alerts(eng_alerts)
+            for a in alerts:
+                self.archive.add_alert(a.alert_id, now, self._alert_body(a, now))
+            self.stats["alerts"] += len(alerts)
             self._expire(now)
             self.archive.commit()
         except BaseException:
             self.archive.rollback()
             raise
+        acc = [o for o in outs if o.status == "accepted"]
+        if acc:
+            acc[-1].alerts = alerts
         self.publish_pending()
         return outs
+
+    def _dead_letter(self, raw: bytes, now: int, exc: Exception) -> Outcome:
+        reason = f"{type(exc).__name__}: {str(exc)[:300]}"
+        digest = hashlib.sha256(bytes(raw)).hexdigest() if isinstance(raw, (bytes, bytearray)) else ""
+        log.error("message (sha256 %s) failed in processing and went to the dead-letter table: %s",
+                  digest[:16], reason)
+        try:
+            text = bytes(raw).decode("utf-8") if len(raw) <= self.max_bytes else None
+        except (UnicodeDecodeError, TypeError):
+            text = None
+        self.archive.add_dead_letter(now, reason, digest, len(raw) if raw is not None else -1, text)
+        self.stats["dead_letters"] += 1
+        return Outcome("dead-letter", code="dead-letter", reason=reason)
 
     def handle(self, raw: bytes) -> Outcome:
         return self.process_batch([raw])[0]
@@ -172,6 +479,17 @@ class AlertServer:
             self.archive.set_state(gone, "expired")
             self.stats["expired"] += len(gone)
             log.info("expired %d message(s)", len(gone))
+        cutoff = now - self.engine.expiry_ns
+        for tier in ("SignificanceTier", "TimingTier"):
+            for u in self.archive.expire_rows(tier, "stored", cutoff):
+                self._tier_remove(u)
+        for u in self.archive.expire_rows("Retraction", "pending", cutoff):
+            for target, (m, _) in list(self._pending_retractions.items()):
+                if m.uuid == u:
+                    del self._pending_retractions[target]
+                    log.info("held retraction %s expired; its target %s never arrived", u, target)
+        if self.hearts.prune(now):
+            self.archive.expire_rows("Heartbeat", "active", now - self.hearts.retention_ns)
 
     def housekeeping(self) -> None:
         now = self.clock()
@@ -182,32 +500,45 @@ class AlertServer:
         except BaseException:
             self.archive.rollback()
             raise
-        heal = getattr(self.t, "heal", None)
-        if heal is not None:
-            heal()
         self.publish_pending()
 
     def publish_pending(self) -> int:
+        """Sign and publish unpublished alerts; an alert is marked published when the broker acknowledged it."""
         n = 0
         acks, self._pending_acks = self._pending_acks, []
         try:
             for a in acks:
-                self.t.publish(self.alert_topic, a)
+                self.t.publish(self.alert_topic, self.signer.sign(a.decode()))
             for alert_id, body in self.archive.unpublished_alerts():
-                self.t.publish(self.alert_topic, body.encode())
-                self.archive.mark_published(alert_id)
+                if alert_id in self._in_flight:
+                    continue
+
+                def done(err, alert_id=alert_id):
+                    self._in_flight.discard(alert_id)
+                    if err is None:
+                        self._published.append(alert_id)
+                self._in_flight.add(alert_id)
+                self.t.publish(self.alert_topic, self.signer.sign(body), on_delivery=done)
                 n += 1
+            self.t.poll_deliveries(0)
         except TransportError as exc:
             log.warning("alert publishing deferred: %s", exc)
+        self._mark_published()
         return n
+
+    def _mark_published(self) -> None:
+        """Record the broker's acknowledgements (one transaction for all of them)."""
+        done, self._published = self._published, []
+        if done:
+            self.archive.mark_published(done)
 
     # -- loop ---------------------------------------------------------------------------------------
     def run(self, stop: threading.Event, poll_s: float = 0.2, group: str = "cevns-coincidence-server",
             batch: int = 2000) -> None:
+        """Consume until ``stop`` is set (checked between batches of at most ``batch`` records)."""
         sub = None
         backoff = 0.2
         last_house = 0.0
-        seen_reconnects = 0
         try:
             while not stop.is_set():
                 try:
@@ -215,19 +546,15 @@ class AlertServer:
                         sub = self.t.subscribe(self.obs_topic, group=group, from_beginning=True)
                         backoff = 0.2
                     recs = sub.poll(poll_s, batch)
-                    rc = getattr(sub, "reconnects", 0)
-                    if rc != seen_reconnects:  # the broker went away: our recent alerts may be lost with it
-                        seen_reconnects = rc
-                        note = getattr(self.t, "note_outage", None)
-                        if note is not None:
-                            note()
-                        last_house = 0.0
                     if recs:
-                        self.process_batch([r.payload for r in recs])
+                        self._process_until_done(recs, stop)
                         sub.ack(recs)
                     if time.monotonic() - last_house > 1.0:
                         self.housekeeping()
                         last_house = time.monotonic()
+                    else:
+                        self.t.poll_deliveries(0)
+                        self._mark_published()
                 except TransportError as exc:
                     log.warning("transport error: %s; retrying in %.1f s", exc, backoff)
                     if sub is not None:
@@ -242,37 +569,54 @@ class AlertServer:
             if sub is not None:
                 sub.close()
 
+    def _process_until_done(self, recs, stop: threading.Event) -> None:
+        """A batch that fails as a whole (archive unavailable, ...) is retried, never acknowledged unprocessed."""
+        wait = 0.5
+        while True:
+            try:
+                self.process_batch([r.payload for r in recs])
+                return
+            except Exception as exc:  # noqa: BLE001
+                log.error("batch of %d failed (%s: %s); retrying in %.1f s", len(recs), type(exc).__name__, exc, wait)
+                if stop.wait(wait):
+                    raise TransportError("stopped while retrying a failed batch") from exc
+                wait = min(2 * wait, 10.0)
+
     def status(self) -> dict:
         now = self.clock()
         return {"accepted": self.stats["accepted"], "duplicates": self.stats["duplicates"],
-                "rejected": self.stats["rejected"], "alerts": self.stats["alerts"],
-                "active_messages": len(self.engine), "missing_detectors": self.hearts.missing(now),
-                "online_detectors": self.hearts.online(now)}
+                "rejected": self.stats["rejected"], "dead_letters": self.stats["dead_letters"],
+                "alerts": self.stats["alerts"], "active_messages": len(self.engine),
+                "pending_retractions": len(self._pending_retractions),
+                "missing_detectors": self.hearts.missing(now), "online_detectors": self.hearts.online(now)}
 
 
 class AlertCollector:
-    """Subscriber helper: reads the alert topic and deduplicates by alert_id."""
+    """Subscriber helper: reads the alert topic, verifies the server's signature, deduplicates by alert_id."""
 
     def __init__(self, transport: Transport, topic: str = DEFAULT_ALERT_TOPIC, group: str | None = None,
-                 from_beginning: bool = True):
+                 from_beginning: bool = True, public_key: bytes | None = None):
+        if public_key is None:
+            raise CevnsError("AlertCollector needs the server's alert public key (alerts are signed)")
+        self.public_key = public_key
         self.sub = transport.subscribe(topic, group=group, from_beginning=from_beginning)
         self.alerts: dict[str, dict] = {}
         self.acks: list[dict] = []
         self.wire_count = 0
         self.bad = 0
+        self.forged = 0
 
-    def poll(self, timeout: float = 0.2) -> list[dict]:
+    def poll(self, timeout: float = 0.2, max_records: int = 5000) -> list[dict]:
         new = []
-        recs = self.sub.poll(timeout, 5000)
+        recs = self.sub.poll(timeout, max_records)
         for r in recs:
             self.wire_count += 1
             try:
-                body = json.loads(r.payload)
-            except ValueError:
-                self.bad += 1
-                continue
-            if not isinstance(body, dict):
-                self.bad += 1
+                body = open_alert(r.payload, self.public_key)
+            except MessageRejected as exc:
+                self.forged += 1
+                log.warning("ignored an alert-topic record that is not a valid signed alert [%s]: %s",
+                            exc.code, exc.reason)
                 continue
             if body.get("kind") == "connection-test-ack":
                 self.acks.append(body)

@@ -26,8 +26,8 @@ from importlib import resources
 from cevns.errors import ConfigError, DataError
 
 NS = 1_000_000_000
-_ISO = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?$"
+_ISO = re.compile(  # ASCII digits only (re.ASCII): "２０３０" is not a year
+    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?$", re.ASCII
 )
 _MIN_YEAR = 1972
 
@@ -80,7 +80,7 @@ class UTCTime:
     def _parse(cls, text: object, field: str = "time") -> "UTCTime":
         if not isinstance(text, str):
             raise TimeFormatError(f"{field}: expected an ISO 8601 UTC string, got {type(text).__name__}")
-        m = _ISO.match(text.strip())
+        m = _ISO.match(text)
         if not m:
             raise TimeFormatError(
                 f"{field}: {text[:60]!r} is not ISO 8601 UTC; allowed: YYYY-MM-DDTHH:MM:SS[.fffffffff][Z]"

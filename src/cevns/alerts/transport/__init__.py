@@ -1,4 +1,4 @@
-"""Transports: in-memory (in-process or hosted on loopback by ``serve``) and Kafka via hop-client."""
+"""Transports: in-memory (in-process, or hosted on loopback by ``serve``: development) and Kafka (confluent-kafka)."""
 from .base import (DEFAULT_ALERT_TOPIC, DEFAULT_OBS_TOPIC, BrokerURL, Record, Subscription, Transport,
                    TransportError, open_transport, parse_url)
 from .memory import MemoryBroker, memory_broker, reset_memory_brokers

@@ -47,7 +47,14 @@ class Subscription(abc.ABC):
 
 class Transport(abc.ABC):
     @abc.abstractmethod
-    def publish(self, topic: str, payload: bytes) -> None: ...
+    def publish(self, topic: str, payload: bytes, on_delivery=None) -> None:
+        """Send; ``on_delivery(err)`` is called (err None on success) once the broker has acknowledged it."""
+
+    def poll_deliveries(self, timeout: float = 0.0) -> None:
+        """Serve pending delivery callbacks (asynchronous transports)."""
+
+    def check(self, topic: str | None = None, timeout: float | None = None) -> None:
+        """Raise TransportError unless the broker answers."""
 
     def flush(self, timeout: float = 10.0) -> int:
         """Wait until queued messages are delivered; returns how many are still queued."""

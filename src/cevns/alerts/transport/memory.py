@@ -6,35 +6,53 @@ import time
 
 from cevns.errors import ConfigError
 
-from .base import Record, Subscription, Transport
+from .base import Record, Subscription, Transport, TransportError
 
-MAX_RETAINED = 2_000_000  # per topic; the oldest are dropped beyond this (bounded memory)
+MAX_RETAINED = 2_000_000  # messages per topic; the oldest are dropped beyond this (bounded memory)
+MAX_RETAINED_BYTES = 64 * 1024 * 1024  # bytes per topic; the oldest are dropped beyond this
+MAX_MESSAGE_BYTES = 1024 * 1024  # like Kafka's max.message.bytes: larger payloads are refused
 _REGISTRY: dict[str, "MemoryBroker"] = {}
 _REG_LOCK = threading.Lock()
 
 
 class MemoryBroker(Transport):
-    def __init__(self, max_retained: int = MAX_RETAINED):
+    def __init__(self, max_retained: int = MAX_RETAINED, max_retained_bytes: int = MAX_RETAINED_BYTES,
+                 max_message_bytes: int = MAX_MESSAGE_BYTES):
         self._cond = threading.Condition()
         self._topics: dict[str, list[bytes]] = {}
         self._base: dict[str, int] = {}  # offset of _topics[t][0]
+        self._bytes: dict[str, int] = {}
         self._groups: dict[tuple[str, str], int] = {}
-        self.max_retained = max_retained
+        self.max_retained, self.max_retained_bytes = max_retained, max_retained_bytes
+        self.max_message_bytes = max_message_bytes
+        self.dropped = 0
 
     # -- broker side (also used by the loopback server) ------------------------------------------------
-    def publish(self, topic: str, payload: bytes) -> int:
+    def publish(self, topic: str, payload: bytes, on_delivery=None) -> int:
         if not isinstance(payload, (bytes, bytearray)):
             raise ConfigError(f"payload must be bytes, got {type(payload).__name__}")
+        if len(payload) > self.max_message_bytes:
+            raise TransportError(f"message of {len(payload)} bytes refused; allowed: <= {self.max_message_bytes}")
         with self._cond:
             log = self._topics.setdefault(topic, [])
             base = self._base.setdefault(topic, 0)
             log.append(bytes(payload))
-            if len(log) > self.max_retained:
-                drop = len(log) - self.max_retained
+            self._bytes[topic] = self._bytes.get(topic, 0) + len(payload)
+            drop, freed = 0, 0
+            while drop < len(log) - 1 and (len(log) - drop > self.max_retained
+                                           or self._bytes[topic] - freed > self.max_retained_bytes):
+                freed += len(log[drop])
+                drop += 1
+            if drop:
+                self._bytes[topic] -= freed
                 del log[:drop]
                 self._base[topic] = base + drop
+                self.dropped += drop
             self._cond.notify_all()
-            return self._base[topic] + len(log) - 1
+            off = self._base[topic] + len(log) - 1
+        if on_delivery is not None:
+            on_delivery(None)
+        return off
 
     def end_offset(self, topic: str) -> int:
         with self._cond:
