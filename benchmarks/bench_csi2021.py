@@ -27,8 +27,9 @@ def bench_likelihood():
     """χ²(x) of the main (free CEvNS count) likelihood at a generic point: template interpolation in 5 shape
     nuisances, 5 components, Baker–Cousins over 360 bins, pulls."""
     lik = _exp().likelihood("counts")
-    x = lik.defaults()
-    x[-9:] += [0.3, -0.4, 0.2, 0.013, 0.011, 0.2, 0.017, 0.1, 0.01]
+    x = lik.x_from({"csi21_qf_pc0": 0.3, "csi21_qf_pc1": -0.4, "csi21_eff": 0.2, "csi21_pulse_mean_us": 0.583,
+                    "csi21_pulse_sigma_us": 0.168, "csi21_brn_norm": 1.2, "csi21_brn_time_shift_us": 0.017,
+                    "csi21_nin_norm": 1.1, "csi21_ss_norm": 1.01})
     return _best_of(lambda: lik.chi2(x), number=2000)
 
 
@@ -41,7 +42,7 @@ def bench_fit():
 
 def bench_sin2w_profile():
     """Best fit + 100-point profile in sin²θ_W (sns_flux_norm and all 9 detector/background nuisances profiled)."""
-    from cevns.experiments.repro_csi2021 import sin2_profile
+    from cevns.reproductions.coherent_csi_2021 import sin2_profile
 
     exp = _exp()
     lik = exp.likelihood("sin2_theta_w")

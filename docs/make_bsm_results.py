@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cevns.inference.fit import interval_from_profile
+from cevns.inference import interval_from_profile
 from cevns.inference.scan import ModelRecipe, exclusion_per_mass, scan, upper_limit
 from cevns.plotting import plot_exclusion, plot_scan, plt, save
 

@@ -18,9 +18,8 @@ from cevns.interactions.mediators import (VectorCharges, contact_nsi, scalar_ker
 from cevns.interactions.nsi import nsi_coefficients, nsi_qw2, quark_coefficients
 from cevns.interactions.oscillation import (OSC_PHASE_CONST, active_probability, amplitude, mean_sin2, sin2_average,
                                             sin2_kernel, sterile_amplitude, survival_probability)
-from cevns.interactions.terms import rate_terms
-from cevns.physics_params import (KERNELS, PARAMETERS, cevns_rate_terms, describe_params, electron_rate_terms,
-                                  oscillation_amplitudes, physics_defaults, required_kernels, validate_params)
+from cevns.interactions.parameters import PARAMETERS, describe_params, physics_defaults, validate_params
+from cevns.interactions.terms import KERNELS, electron_rate_terms, flux_terms, rate_terms, required_kernels
 from cevns.targets.isotopes import isotope
 
 CS, I, AR = isotope("Cs133"), isotope("I127"), isotope("Ar40")
@@ -33,13 +32,13 @@ T_TINY = np.array([1e-12])  # F(q) = 1 to 1e-9
 @pytest.mark.parametrize("flavour", FLAVOURS)
 def test_every_model_reduces_to_sm_at_zero_coupling(iso, flavour):
     zero = {n: 0.0 for n, p in PARAMETERS.items() if p.default == 0.0}
-    terms = cevns_rate_terms(zero, iso, flavour, T_NODES)
+    terms = rate_terms(zero, iso, flavour, T_NODES)
     qw = weak_charge(T_NODES, iso, flavour)
     assert set(terms) == {"sm", "magnetic", "scalar"}
     np.testing.assert_allclose(terms["sm"][0], qw**2, rtol=1e-12)
     assert np.all(terms["magnetic"] == 0) and np.all(terms["scalar"] == 0)
     # defaults (mass parameters at their default values too) and the lead's interface agree
-    np.testing.assert_allclose(cevns_rate_terms(physics_defaults(), iso, flavour, T_NODES)["sm"][0], qw**2, rtol=1e-12)
+    np.testing.assert_allclose(rate_terms(physics_defaults(), iso, flavour, T_NODES)["sm"][0], qw**2, rtol=1e-12)
     np.testing.assert_allclose(rate_terms({"eps_ee_uV": 0.0}, iso, flavour, T_NODES)["sm"][0], qw**2, rtol=1e-12)
 
 
@@ -47,7 +46,7 @@ def test_sm_parameters_pass_through_bsm_path():
     """sin²θ_W and the neutron radius act the same way with or without BSM names present."""
     phys = {"sin2_theta_w": [0.23, 0.24], "rn_Cs": [5.0, 5.5]}
     a = rate_terms(phys, CS, "numu", T_NODES)["sm"]
-    b = cevns_rate_terms({**phys, "eps_ee_uV": 0.0, "g_zprime": 0.0}, CS, "numu", T_NODES)["sm"]
+    b = rate_terms({**phys, "eps_ee_uV": 0.0, "g_zprime": 0.0}, CS, "numu", T_NODES)["sm"]
     np.testing.assert_allclose(a, b, rtol=1e-12)
     q = weak_charge(T_NODES, CS, "numu", sin2_theta_w=0.24, r_n_fm=5.5)
     np.testing.assert_allclose(b[1], q**2, rtol=1e-12)
@@ -76,7 +75,7 @@ def test_nsi_band_positions_csi(iso):
     d_sm = -(2 * Z + N) * eu / (Z + 2 * N)
     d_flip = (-2.0 * q_sm - (2 * Z + N) * eu) / (Z + 2 * N)
     for ed, sign in ((d_sm, 1.0), (d_flip, -1.0)):
-        t = cevns_rate_terms({"eps_ee_uV": eu, "eps_ee_dV": ed}, iso, "nue", T_TINY)["sm"][:, 0]
+        t = rate_terms({"eps_ee_uV": eu, "eps_ee_dV": ed}, iso, "nue", T_TINY)["sm"][:, 0]
         np.testing.assert_allclose(t, q_sm**2, rtol=1e-8)
         q = nsi_coefficients(T_TINY, iso, "nue")
         amp = q.q_sm[0] + q.c_u[0] * eu + q.c_d[0] * ed
@@ -85,7 +84,8 @@ def test_nsi_band_positions_csi(iso):
     e0 = -2.0 * q_sm / (2 * Z + N)
     assert 0.38 < e0 < 0.44
     # ν_μ does not see ε_ee
-    np.testing.assert_allclose(cevns_rate_terms({"eps_ee_uV": 0.3}, iso, "numu", T_TINY)["sm"][0, 0], q_sm**2, rtol=1e-12)
+    q_mu = float(weak_charge(T_TINY, iso, "numu")[0])
+    np.testing.assert_allclose(rate_terms({"eps_ee_uV": 0.3}, iso, "numu", T_TINY)["sm"][0, 0], q_mu**2, rtol=1e-12)
 
 
 def test_nsi_bands_hold_node_by_node_with_form_factors():
@@ -100,12 +100,13 @@ def test_nsi_bands_hold_node_by_node_with_form_factors():
 def test_flavour_changing_nsi_adds_in_quadrature_and_is_symmetric():
     eps = {"eps_emu_uV": 0.2, "eps_emu_dV": -0.1}
     cu, cd = quark_coefficients(CS.Z, CS.N, 1.0, 1.0)
-    q_sm = float(weak_charge(T_TINY, CS, "nue")[0])
-    expect = q_sm**2 + (cu * 0.2 - cd * 0.1) ** 2
     for f in ("nue", "nuebar", "numu", "numubar"):
-        assert cevns_rate_terms(eps, CS, f, T_TINY)["sm"][0, 0] == pytest.approx(expect, rel=1e-8)
+        q_sm = float(weak_charge(T_TINY, CS, f)[0])  # one-loop couplings: flavour dependent
+        expect = q_sm**2 + (cu * 0.2 - cd * 0.1) ** 2
+        assert rate_terms(eps, CS, f, T_TINY)["sm"][0, 0] == pytest.approx(expect, rel=1e-8)
         assert nsi_qw2(T_TINY, CS, f, eps)[0, 0] == pytest.approx(expect, rel=1e-8)
-    assert cevns_rate_terms(eps, CS, "nutau", T_TINY)["sm"][0, 0] == pytest.approx(q_sm**2, rel=1e-10)
+    q_tau = float(weak_charge(T_TINY, CS, "nutau")[0])
+    assert rate_terms(eps, CS, "nutau", T_TINY)["sm"][0, 0] == pytest.approx(q_tau**2, rel=1e-10)
 
 
 def test_batch_equals_single_points():
@@ -113,9 +114,9 @@ def test_batch_equals_single_points():
            "g_zprime": np.array([1e-5, 0.0, 3e-5]), "m_zprime_MeV": np.array([10.0, 20.0, 50.0]),
            "mu_nu_e": np.array([0.0, 5.0, 50.0]), "g_scalar": np.array([0.0, 1e-5, 2e-5]),
            "rn_Cs": np.array([4.8, 5.2, 5.2])}
-    batch = cevns_rate_terms(pts, CS, "nue", T_NODES)
+    batch = rate_terms(pts, CS, "nue", T_NODES)
     for k in range(3):
-        one = cevns_rate_terms({n: v[k] for n, v in pts.items()}, CS, "nue", T_NODES)
+        one = rate_terms({n: v[k] for n, v in pts.items()}, CS, "nue", T_NODES)
         for name in batch:
             np.testing.assert_allclose(batch[name][k], one[name][0], rtol=1e-12)
 
@@ -132,15 +133,14 @@ def test_magnetic_rate_has_one_over_T_shape():
     k = magnetic_kernel(T, E, M)
     np.testing.assert_allclose(k * T, MAGNETIC_PREFACTOR_CM2 * 1e-20, rtol=1e-4)  # ∝ 1/T
     # folded with an SNS flux, the per-node event density still rises as ~1/T at small T, unlike the flat SM kernel
-    from cevns.rates import flux_kernels, fold_kernel
+    from cevns.rates import flux_kernels
     from cevns.sources.stopped_pion import StoppedPionSource
 
     src = StoppedPionSource(1e23, 0.08, 19.3)
-    comps = [(CS, 1e25)]
-    fk = flux_kernels(src, comps)
+    fk = flux_kernels(src, [(CS, 1e25)])
     nd = fk.nodes["Cs133"]
-    mag = fold_kernel(src, fk, comps, magnetic_kernel)[("numu", "Cs133")] / nd.weights_MeV
-    sm = fk.kernels[("numu", "Cs133")] / nd.weights_MeV
+    mag = fk.get("magnetic", magnetic_kernel, "numu", "Cs133") / nd.weights_MeV
+    sm = fk.get("sm", kinematic_kernel, "numu", "Cs133") / nd.weights_MeV
     sel = nd.T_MeV < 3e-4
     x = nd.T_MeV[sel]
     slope = np.polyfit(np.log(x), np.log(mag[sel]), 1)[0]
@@ -151,8 +151,8 @@ def test_magnetic_rate_has_one_over_T_shape():
 
 
 def test_magnetic_weight_per_flavour():
-    terms_e = cevns_rate_terms({"mu_nu_e": 10.0}, CS, "nuebar", T_NODES)
-    terms_mu = cevns_rate_terms({"mu_nu_e": 10.0}, CS, "numu", T_NODES)
+    terms_e = rate_terms({"mu_nu_e": 10.0}, CS, "nuebar", T_NODES)
+    terms_mu = rate_terms({"mu_nu_e": 10.0}, CS, "numu", T_NODES)
     from cevns.interactions.cevns import nucleon_form_factors
 
     Fp, _ = nucleon_form_factors(T_NODES, CS)
@@ -167,7 +167,7 @@ def test_charge_radius_reproduces_published_couplings():
     d = charge_radius_shift(SM_CHARGE_RADII_1E32_CM2["mu"]) - charge_radius_shift(SM_CHARGE_RADII_1E32_CM2["e"])
     assert d == pytest.approx(C.G_V_PROTON_CR["nue"] - C.G_V_PROTON_CR["numu"], rel=0.02)
     # in the rate terms it shifts the proton coupling: Q → Q − x Z F_p
-    t = cevns_rate_terms({"chr_nu_e": -1.0}, CS, "nue", T_TINY)["sm"][0, 0]
+    t = rate_terms({"chr_nu_e": -1.0}, CS, "nue", T_TINY)["sm"][0, 0]
     q = float(weak_charge(T_TINY, CS, "nue")[0]) + charge_radius_shift(1.0) * CS.Z
     assert t == pytest.approx(q**2, rel=1e-10)
 
@@ -180,21 +180,21 @@ def test_heavy_vector_mediator_is_contact_nsi(model, gname):
     eps = contact_nsi(g, m, model)
     expect_u = g * g * (1.0 if model == "universal" else -1.0 / 3.0) / (math.sqrt(2) * C.G_FERMI_MeV2 * m * m)
     assert eps["u"][0] == pytest.approx(expect_u, rel=1e-12) and eps["d"][0] == pytest.approx(expect_u, rel=1e-12)
-    a = cevns_rate_terms({gname: g, "m_zprime_MeV": m}, CS, "numu", T_NODES)["sm"]
-    b = cevns_rate_terms({"eps_mumu_uV": eps["u"][0], "eps_mumu_dV": eps["d"][0]}, CS, "numu", T_NODES)["sm"]
+    a = rate_terms({gname: g, "m_zprime_MeV": m}, CS, "numu", T_NODES)["sm"]
+    b = rate_terms({"eps_mumu_uV": eps["u"][0], "eps_mumu_dV": eps["d"][0]}, CS, "numu", T_NODES)["sm"]
     np.testing.assert_allclose(a, b, rtol=1e-5)  # (2MT/m²) ≤ 3e-6 here
 
 
 def test_universal_zprime_interferes_destructively_and_bl_constructively():
     base = weak_charge(T_NODES, CS, "numu") ** 2
     # g = 5e-6, m = 10 MeV: ΔQ ≈ +6 (universal) and −2 (B−L) against Q_SM ≈ −38.6
-    uni = cevns_rate_terms({"g_zprime": 5e-6, "m_zprime_MeV": 10.0}, CS, "numu", T_NODES)["sm"][0]
-    bl = cevns_rate_terms({"g_zprime_BL": 5e-6, "m_zprime_MeV": 10.0}, CS, "numu", T_NODES)["sm"][0]
+    uni = rate_terms({"g_zprime": 5e-6, "m_zprime_MeV": 10.0}, CS, "numu", T_NODES)["sm"][0]
+    bl = rate_terms({"g_zprime_BL": 5e-6, "m_zprime_MeV": 10.0}, CS, "numu", T_NODES)["sm"][0]
     assert np.all(uni < base) and np.all(bl > base)
     # universal at F = 1: ΔQ = 3 A g²/(√2 G_F (2MT + m²)) (arXiv:1708.04255 Sec. 2)
     g, m, T = 3e-5, 10.0, 1e-12
     dq = 3 * CS.A * g * g / (math.sqrt(2) * C.G_FERMI_MeV2 * (2 * CS.mass_MeV * T + m * m))
-    t = cevns_rate_terms({"g_zprime": g, "m_zprime_MeV": m}, CS, "numu", np.array([T]))["sm"][0, 0]
+    t = rate_terms({"g_zprime": g, "m_zprime_MeV": m}, CS, "numu", np.array([T]))["sm"][0, 0]
     assert t == pytest.approx((float(weak_charge(np.array([T]), CS, "numu")[0]) + dq) ** 2, rel=1e-8)
 
 
@@ -217,13 +217,13 @@ def test_d_quark_coupling_is_built_from_g_d():
 def test_scalar_mediator_matches_cerdeno_formula():
     """weight × kernel = g⁴ Q_S² F² M² T/(4π E² (2MT + m²)²), Q_S = 14A + 1.1Z (arXiv:1604.01025 Sec. 2, Table IV)."""
     g, m, E, T = 2e-5, 5.0, 30.0, 1e-9
-    t = cevns_rate_terms({"g_scalar": g, "m_scalar_MeV": m}, CS, "numu", np.array([T]))
+    t = rate_terms({"g_scalar": g, "m_scalar_MeV": m}, CS, "numu", np.array([T]))
     M = CS.mass_MeV
     got = t["scalar"][0, 0] * scalar_kernel(T, E, M)
     qs = 14 * CS.A + 1.1 * CS.Z
     expect = g**4 * qs**2 * M * M * T / (4 * math.pi * E * E * (2 * M * T + m * m) ** 2) * C.HBARC2_MeV2_cm2
     assert got == pytest.approx(expect, rel=1e-6)
-    assert cevns_rate_terms({"g_scalar": 0.0}, CS, "numu", T_NODES)["scalar"].max() == 0.0
+    assert rate_terms({"g_scalar": 0.0}, CS, "numu", T_NODES)["scalar"].max() == 0.0
     assert scalar_kernel(np.array([1.0]), 30.0, M)[0] == 0.0  # above T_max
     with pytest.raises(PhysicsDomainError):
         scalar_weight(1e-5, 0.0, T_NODES, M, 1.0)
@@ -310,12 +310,12 @@ def test_baseline_average_matches_numerical_average():
 
 
 def test_oscillation_parameters_are_routed_to_the_flux():
-    A, dm2 = oscillation_amplitudes({"Ue4_sq": [0.0, 0.1], "dm2_41_eV2": 1.0}, "nue")
+    (A, dm2), = flux_terms(validate_params({"Ue4_sq": [0.0, 0.1], "dm2_41_eV2": 1.0}), "nue")
     np.testing.assert_allclose(A, [0.0, 0.36])
     np.testing.assert_allclose(dm2, [1.0, 1.0])
     with pytest.raises(ConfigError, match="flux"):
-        cevns_rate_terms({"Ue4_sq": 0.1}, CS, "nue", T_NODES)
-    ok = cevns_rate_terms({"Ue4_sq": 0.1, "dm2_41_eV2": 1.0}, CS, "nue", T_NODES, oscillation="ignore")
+        rate_terms({"Ue4_sq": 0.1}, CS, "nue", T_NODES, oscillation="raise")
+    ok = rate_terms({"Ue4_sq": 0.1, "dm2_41_eV2": 1.0}, CS, "nue", T_NODES, oscillation="ignore")
     np.testing.assert_allclose(ok["sm"][0], weak_charge(T_NODES, CS, "nue") ** 2)
 
 
@@ -335,7 +335,7 @@ def test_bad_parameters_raise_clear_errors():
     with pytest.raises(UnknownNameError, match="eps_ee_u"):
         validate_params({"eps_ee_u": 0.1})
     with pytest.raises(UnknownNameError):
-        cevns_rate_terms({"g_zprim": 1e-5}, CS, "numu", T_NODES)
+        rate_terms({"g_zprim": 1e-5}, CS, "numu", T_NODES)
     with pytest.raises(PhysicsDomainError, match=r"allowed range \[0, 1\]"):
         validate_params({"sin2_theta_w": 1.5})
     with pytest.raises(PhysicsDomainError, match="m_zprime_MeV"):
@@ -349,9 +349,9 @@ def test_bad_parameters_raise_clear_errors():
     with pytest.raises(ConfigError, match="lengths"):
         validate_params({"eps_ee_uV": [0.0, 0.1], "eps_ee_dV": [0.0, 0.1, 0.2]})
     with pytest.raises(UnknownNameError):
-        cevns_rate_terms({}, CS, "nu_e", T_NODES)
+        rate_terms({}, CS, "nu_e", T_NODES)
     with pytest.raises(PhysicsDomainError):
-        cevns_rate_terms({"eps_ee_uV": 0.1}, CS, "nue", np.array([-1e-3]))
+        rate_terms({"eps_ee_uV": 0.1}, CS, "nue", np.array([-1e-3]))
     with pytest.raises(UnknownNameError):
         required_kernels(["mu_nu_tau"])
 
@@ -359,14 +359,14 @@ def test_bad_parameters_raise_clear_errors():
 def test_required_kernels_match_returned_terms():
     for names in ([], ["eps_ee_uV"], ["mu_nu_e"], ["g_scalar", "m_scalar_MeV"], ["mu_nu_mu", "m_scalar_MeV", "g_zprime"]):
         phys = {n: PARAMETERS[n].default for n in names}
-        assert tuple(cevns_rate_terms(phys, AR, "nue", T_NODES)) == required_kernels(names)
+        assert tuple(rate_terms(phys, AR, "nue", T_NODES)) == required_kernels(names)
         assert tuple(electron_rate_terms(phys, "Ar", "nue", T_NODES)) == required_kernels(names, "electron")
     for k in required_kernels(["mu_nu_e", "g_scalar"]) + required_kernels(["mu_nu_e", "g_scalar"], "electron"):
         assert k in KERNELS
 
 
 def test_common_csi_radius_and_kernel_guard():
-    a = cevns_rate_terms({"rn_CsI": 5.1, "eps_ee_uV": 0.0}, I, "nue", T_NODES)["sm"][0]
+    a = rate_terms({"rn_CsI": 5.1, "eps_ee_uV": 0.0}, I, "nue", T_NODES)["sm"][0]
     np.testing.assert_allclose(a, weak_charge(T_NODES, I, "nue", r_n_fm=5.1) ** 2, rtol=1e-12)
     with pytest.raises(UnknownNameError, match="magnetic"):
-        cevns_rate_terms({"mu_nu_e": 1.0}, CS, "nue", T_NODES, kernels=("sm",))
+        rate_terms({"mu_nu_e": 1.0}, CS, "nue", T_NODES, kernels=("sm",))

@@ -74,10 +74,29 @@ def test_flavour_and_domain_errors():
         weak_charge(0.01, "Ar40", sin2_theta_w=1.5)
 
 
-def test_sin2_dependence_is_tree_slope():
-    gp1, _ = nucleon_couplings("numu", 0.23857)
-    gp2, _ = nucleon_couplings("numu", 0.25857)
-    assert gp2 - gp1 == pytest.approx(-0.04)
+def test_sin2_dependence_is_the_scheme_slope():
+    for scheme, slope in (("tree", -2.0), ("charge_radius", -2.0), ("one_loop", -2.0 * C.RHO_NU_N)):
+        gp1, gn1 = nucleon_couplings("numu", 0.23857, scheme)
+        gp2, gn2 = nucleon_couplings("numu", 0.25857, scheme)
+        assert gp2 - gp1 == pytest.approx(0.02 * slope) and gn2 == gn1
+    assert nucleon_couplings("numu", 0.25, "tree") == pytest.approx((0.0, -0.5))
+
+
+def test_one_loop_couplings():
+    """PDG 2024 §10 ν–nucleon couplings (ν_μ) and the flavour dependence through the SM charge radii."""
+    gp_mu, gn = nucleon_couplings("numu")
+    assert gn == pytest.approx(-0.5117, abs=5e-4)  # the PDG quotes g_V^νn = −0.5117
+    assert gp_mu == pytest.approx(0.030, abs=1e-3)
+    # g_V^p(ν_e) − g_V^p(ν_μ) = −√2 π α/(3 G_F) (⟨r²_νe⟩ − ⟨r²_νμ⟩) with ⟨r²⟩ = −0.83, −0.48 × 10⁻³² cm²
+    # (arXiv:1810.05606): written out here in natural units (ħc converts cm² to MeV⁻²)
+    x_per_cm2 = np.sqrt(2) * np.pi * C.ALPHA_EM / (3 * C.G_FERMI_MeV2) / (C.HBARC_MeV_fm * 1e-13) ** 2
+    gp_e, gn_e = nucleon_couplings("nue")
+    assert gp_e - gp_mu == pytest.approx(-x_per_cm2 * (-0.83e-32 + 0.48e-32), rel=1e-6)
+    assert gp_e - gp_mu == pytest.approx(0.0401 - 0.0318, abs=3e-4)  # Cadeddu et al. arXiv:2005.01645
+    assert nucleon_couplings("nutau")[0] < gp_mu < gp_e and gn_e == gn
+    assert nucleon_couplings("nuebar") == nucleon_couplings("nue")
+    with pytest.raises(UnknownNameError, match="coupling scheme"):
+        nucleon_couplings("numu", scheme="pdg")
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared not present")
@@ -96,3 +115,15 @@ def test_against_snowglobes_low_energy(el):
     ours = sum(i.abundance * total_cross_section(E[sel], i, scheme="tree") for i in natural_isotopes(el))
     ratio = ours / sg[sel]
     assert np.all(np.abs(ratio - 1) < 0.10), ratio
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared not present")
+@pytest.mark.xfail(reason="the SNOwGLoBES CEvNS tables flatten above ~15 MeV (Ar saturates near 6e-40 cm²), a factor "
+                          "2.6 below the analytic Helm result at 30 MeV: the tables look truncated", strict=True)
+def test_against_snowglobes_above_15_MeV():
+    arr = read_table(SHARED / "snowglobes" / "xscns" / "xs_coh_helm_numu_Ar.dat", ncols=7)
+    E = 10 ** arr[:, 0] * 1e3
+    sg = arr[:, 2] * E * 1e-3 * 1e-38
+    sel = (E > 20) & (E < 40)
+    ours = sum(i.abundance * total_cross_section(E[sel], i, scheme="tree") for i in natural_isotopes("Ar"))
+    assert np.all(np.abs(ours / sg[sel] - 1) < 0.10)

@@ -22,7 +22,7 @@ def test_scan_writes_json_and_plot(tmp_path, capsys):
     data = json.loads(js.read_text())
     assert data["parameters"] == ["sin2_theta_w"] and len(data["axes"]["sin2_theta_w"]) == 21
     assert min(data["delta_chi2"]) == pytest.approx(0.0, abs=0.05) and "best_fit" in data
-    assert "68.3 % CL interval" in capsys.readouterr().out
+    assert "68.3 % CL set of sin2_theta_w: [" in capsys.readouterr().out
 
 
 def test_limit_one_parameter(tmp_path, capsys):
@@ -44,4 +44,33 @@ def test_limit_one_parameter(tmp_path, capsys):
 ])
 def test_scan_errors(argv, msg, capsys):
     assert main(argv + ["--no-progress"]) == 2
+    assert msg in capsys.readouterr().err
+
+
+def test_scan_prints_disjoint_sets(capsys):
+    """CsI 2017 ε_ee^uV: the 68 % set is two intervals (the SM-like and the sign-flipped band); both are printed."""
+    assert main(["scan", "--experiment", "coherent-csi-2017", "--param", "eps_ee_uV=-0.5:0.7:121", "--no-progress"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("68.3 % CL set"))
+    assert line.count("∪") == 1
+
+
+def test_fit_cli_frees_any_physics_parameter(tmp_path, capsys):
+    js = tmp_path / "f.json"
+    assert main(["fit", "--experiment", "coherent-csi-2017", "--free", "sin2_theta_w", "--json", str(js)]) == 0
+    data = json.loads(js.read_text())
+    assert 0.1 < data["values"]["sin2_theta_w"] < 0.3 and data["valid"]
+    assert main(["fit", "--experiment", "coherent-csi-2017", "--param", "mu_nu_e=20", "--free", "mu_nu_e"]) == 0
+    assert main(["fit", "--experiment", "coherent-csi-2017", "--param", "g_zprime=1e-4"]) == 0  # fixed, not free
+    out = capsys.readouterr().out
+    assert "g_zprime" in out and "χ²_min" in out
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["fit", "--experiment", "coherent-csi-2017", "--free", "eps_xx"], "unknown physics parameter"),
+    (["fit", "--experiment", "coherent-csi-2017", "--experiment", "coherent-csi-2017"], "twice"),
+    (["fit", "--experiment", "coherent-csi-2017", "--param", "mu_nu_e=abc"], "must be a number"),
+    (["fit", "--experiment", "coherent-csi-2017", "--signal", "counts", "--free", "sin2_theta_w"], "--signal physics"),
+])
+def test_fit_cli_errors(argv, msg, capsys):
+    assert main(argv) == 2
     assert msg in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""The scan layer's entry point (terms.rate_terms) and its hand-off to physics_params."""
+"""The one place that combines interaction processes (cevns.interactions.terms): SM pass-through, kernel guard, the
+registry of processes and parameters."""
 import numpy as np
 import pytest
 
@@ -23,7 +24,16 @@ def test_bsm_path_and_kernel_check():
     t = rate_terms({"mu_nu_mu": np.array([10.0])}, CS, "numu", T, kernels=("sm", "magnetic"))
     assert set(t) == {"sm", "magnetic"} and np.allclose(t["sm"][0], weak_charge(T, CS, "numu") ** 2)
     with pytest.raises(UnknownNameError):
-        rate_terms({"mu_nu_e": np.array([1.0])}, CS, "nue", T)  # the magnetic kernel was not prepared
-    # oscillation parameters pass through (the batched models fold the flux themselves)
+        rate_terms({"mu_nu_e": np.array([1.0])}, CS, "nue", T, kernels=("sm",))  # the magnetic kernel was not prepared
+    # oscillation parameters pass through (they act on the flux: flux_terms)
     t = rate_terms({"dm2_41_eV2": np.array([1.0]), "Ue4_sq": np.array([0.1])}, CS, "nue", T)
     assert np.allclose(t["sm"][0], weak_charge(T, CS, "nue") ** 2)
+
+
+def test_every_parameter_belongs_to_one_process():
+    from cevns.interactions.parameters import PARAMETERS
+    from cevns.interactions.terms import PROCESSES, process_of
+
+    owners = [n for p in PROCESSES for n in p.parameters]
+    assert sorted(owners) == sorted(PARAMETERS) and len(owners) == len(set(owners))
+    assert process_of("eps_emu_uV").name == "nsi" and process_of("dm2_41_eV2").name == "sterile_oscillation"

@@ -13,6 +13,7 @@ from cevns.errors import CevnsError
 # (module, description). Each module defines register(subparsers) that adds its parser(s) and sets `func`.
 COMMAND_MODULES = [
     "cevns.commands.reproduce",
+    "cevns.commands.fit",
     "cevns.commands.scan",
     "cevns.alerts.cli",
 ]

@@ -35,13 +35,25 @@ G_FERMI_MeV2 = 1.1663788e-11  # G_F/(ħc)^3 [MeV^-2], PDG 2024
 ALPHA_EM = 1.0 / 137.035999084  # fine-structure constant at q^2 = 0, PDG 2024 (CODATA 2018)
 SIN2_THETA_W_0 = 0.23857  # sin^2θ_W(0) in MS-bar at zero momentum transfer, PDG 2024 §10 (Erler & Ferro-Hernández)
 
-# Low-energy neutrino-nucleon vector couplings with radiative corrections, PDG 2024 §10 Table 10.3
-# ("g_V^{νp}", "g_V^{νn}" from Erler & Su, arXiv:1303.5522): flavour-independent, charge-radius terms excluded.
-G_V_PROTON_PDG = 0.0229
-G_V_NEUTRON_PDG = -0.5117
+# Neutrino-nucleon vector couplings at one loop (default coupling scheme 'one_loop'): PDG 2024 §10 "Electroweak model
+# and constraints on new physics" (Erler & Freitas), the ν–hadron couplings g_V^{νu,νd} of Eq. (10.32)-(10.33) with
+# the radiative-correction parameters of the same section (from Erler & Su, arXiv:1303.5522):
+#   g_V^{νu} = ρ_νN (1/2 − 4/3 κ̂_νN ŝ²_Z) + λ_uL + λ_uR,   g_V^{νd} = ρ_νN (−1/2 + 2/3 κ̂_νN ŝ²_Z) + λ_dL + λ_dR,
+#   g_V^p = 2 g_V^{νu} + g_V^{νd},  g_V^n = g_V^{νu} + 2 g_V^{νd}.
+# κ̂_νN carries the ν_μ charge radius, so these are ν_μ couplings; other flavours differ through their SM charge radii
+# (cevns.interactions.electromagnetic.SM_CHARGE_RADII_1E32_CM2). Values typed from the PDG review (not re-checked
+# against the printed table here); they give g_V^n = −0.5120 (the PDG quotes −0.5117) and g_V^p(ν_μ) = 0.0305
+# (≈ 0.030 in the recent CEvNS literature, which uses slightly different inputs).
+RHO_NU_N = 1.0082
+KAPPA_NU_N = 0.9972
+LAMBDA_UL = -0.0031
+LAMBDA_DL = -0.0025
+LAMBDA_DR = 7.5e-5
+LAMBDA_UR = 0.5 * LAMBDA_DR
+SIN2_THETA_W_MZ = 0.23129  # ŝ²_Z, MS-bar at the Z pole, PDG 2024 §10
 
-# Flavour-dependent alternative including the neutrino charge-radius corrections, as used by Cadeddu et al.
-# (arXiv:2005.01645, Sec. II): g_V^p(ν_e) = 0.0401, g_V^p(ν_μ) = 0.0318, g_V^n = -0.5094 (no ν_τ value given).
+# Flavour-dependent set including the neutrino charge-radius corrections of Cadeddu et al. (arXiv:2005.01645, Sec. II):
+# g_V^p(ν_e) = 0.0401, g_V^p(ν_μ) = 0.0318, g_V^n = -0.5094 (no ν_τ value given); coupling scheme 'charge_radius'.
 G_V_PROTON_CR = {"nue": 0.0401, "numu": 0.0318}
 G_V_NEUTRON_CR = -0.5094
 

@@ -32,3 +32,7 @@ class UnknownNameError(CevnsError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return self.args[0]
+
+
+class FitError(CevnsError, RuntimeError):
+    """A minimisation did not converge (invalid minimum, non-finite χ²): never reported as a result."""

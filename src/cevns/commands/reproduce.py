@@ -5,7 +5,7 @@ import argparse
 import time
 from pathlib import Path
 
-from cevns.experiments.reproduction import get_reproduction, list_reproductions
+from cevns.reproductions import get_reproduction, list_reproductions
 
 
 def register(sub) -> None:

@@ -47,7 +47,7 @@ def register(sub) -> None:
 
 def _parse(args):
     from cevns.inference.scan import ModelRecipe, parse_axis
-    from cevns.physics_params import validate_params
+    from cevns.interactions.parameters import validate_params
 
     if not args.experiment:
         raise ConfigError("give at least one --experiment (e.g. coherent-csi-2021)")
@@ -72,7 +72,7 @@ def _parse(args):
 
 def run_scan(args) -> int:
     if args.list_params:
-        from cevns.physics_params import describe_params
+        from cevns.interactions.parameters import describe_params
 
         print(describe_params())
         return 0
@@ -85,15 +85,13 @@ def run_scan(args) -> int:
     print(f"experiments: {', '.join(recipe.experiments)}")
     print("best fit: " + ", ".join(f"{k} = {v:.5g}" for k, v in res.best_fit.items()) + f"  (χ²_min = {res.chi2_min:.2f})")
     if len(axes) == 1:
-        from cevns.inference.fit import interval_from_profile
+        from cevns.inference.intervals import confidence_set
 
         name = res.parameters[0]
         for lvl, lab in ((1.0, "68.3 %"), (2.706, "90 %")):
-            try:
-                lo, hi = interval_from_profile(res.axes[name], res.delta_chi2, lvl)
-                print(f"{lab} CL interval of {name}: [{lo:.5g}, {hi:.5g}]")
-            except Exception as exc:  # interval open within the scanned range
-                print(f"{lab} CL interval of {name}: not closed within the scan ({exc})")
+            cs = confidence_set(res.axes[name], res.delta_chi2, lvl)
+            note = "" if cs.is_closed else "  (reaches the end of the scanned range: widen it)"
+            print(f"{lab} CL set of {name}: {cs}{note}")
     if args.json:
         res.save_json(args.json)
         print(f"wrote {args.json}")

@@ -13,7 +13,8 @@ import numpy as np
 
 from cevns.errors import ConfigError, PhysicsDomainError
 
-__all__ = ["ConstantQuenching", "PolynomialEee", "LinearQF", "TabulatedQF", "quenching_from_spec"]
+__all__ = ["ConstantQuenching", "PolynomialEee", "LinearQF", "TabulatedQF", "quenching_from_spec",
+           "quenching_from_release_coeffs", "variant_coefficients"]
 
 
 def _finite(name, v):
@@ -88,3 +89,17 @@ def quenching_from_spec(spec: dict):
     if model == "tabulated":
         return TabulatedQF(tuple(spec["T_keV"]), tuple(spec["qf"]))
     raise ConfigError(f"unknown quenching model {model!r}; allowed: constant, polynomial_eee, linear_qf, tabulated")
+
+
+def quenching_from_release_coeffs(coeffs_MeV) -> PolynomialEee:
+    """E_ee [keVee] from E_nr [keVnr] for E_ee[MeVee] = Σ_k c_k x^k, x = E_nr [MeVnr] (k = 1..4, the convention of the
+    COHERENT CsI 2021 release's ``scintRespCoefficients.txt``, arXiv:2110.07730): c_k in keV units is c_k·10³·10^{−3k}."""
+    c = np.asarray(coeffs_MeV, dtype=float)
+    return PolynomialEee(tuple([0.0] + [float(c[k - 1]) * 1e3 * 1e-3**k for k in range(1, len(c) + 1)]))
+
+
+def variant_coefficients(nominal, plus, minus, z: float) -> np.ndarray:
+    """Coefficients at z standard deviations of a released ±1σ pair: nominal + z (plus − nominal) for z ≥ 0,
+    nominal + |z| (minus − nominal) for z < 0 (linear in the coefficients, as the release's variants are)."""
+    nominal, plus, minus = (np.asarray(a, float) for a in (nominal, plus, minus))
+    return nominal + (z * (plus - nominal) if z >= 0 else -z * (minus - nominal))

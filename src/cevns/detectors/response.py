@@ -1,19 +1,38 @@
-"""Response matrices from recoil-energy quadrature nodes to observable bins.
+"""Detector response: from recoil quadrature nodes to observable bins, at any values of the response parameters.
 
-``R[j, i]`` is the probability that a nuclear recoil at node i (T_i) is observed in bin j, times the detection
-efficiency; expected counts are ``R @ events_per_node``. Built once per nuisance configuration.
+    R[E_bin, node] = Σ_fine agg[E_bin, fine] · ε(fine centre; ν) · P(fine | E_ee(T_node; ν))
+
+with E_ee from the quenching model (nuclear recoils) or E_ee = T (electron recoils, no quenching), P the smearing
+(Poisson photostatistics, the gamma model of arXiv:2110.07730, or a Gaussian σ = a√E_ee of arXiv:2003.10630), ε the
+efficiency in the observable (PE or keVee). Response parameters (a quenching factor, the ±1σ quenching and
+efficiency models of a release) are named in the spec's detector section and declared in its nuisances;
+:meth:`DetectorResponse.matrix` takes their values. Expected counts are R @ (events per node).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from cevns.detectors.efficiency import coherent2017_efficiency, coherent2021_efficiency, coherent2021_time_efficiency
+from cevns.detectors.quenching import (ConstantQuenching, quenching_from_release_coeffs, quenching_from_spec,
+                                       variant_coefficients)
 from cevns.detectors.smearing import gamma_pe_matrix, gaussian_matrix, poisson_pe_matrix
-from cevns.errors import ConfigError
+from cevns.errors import ConfigError, DataError
 
-__all__ = ["PEResponse", "aggregate_rows"]
+__all__ = ["aggregate_rows", "DetectorResponse", "QUENCHING_MODELS", "SMEARING_MODELS", "EFFICIENCY_MODELS"]
+
+
+def _centres(e):
+    e = np.asarray(e, float)
+    return 0.5 * (e[:-1] + e[1:])
+
+
+def _read_table(path, **kw):
+    from cevns.experiments.releases import read_table
+
+    return read_table(path, **kw)
 
 
 def aggregate_rows(fine: np.ndarray, fine_edges, obs_edges) -> np.ndarray:
@@ -27,49 +46,161 @@ def aggregate_rows(fine: np.ndarray, fine_edges, obs_edges) -> np.ndarray:
     return cs[idx[1:]] - cs[idx[:-1]]
 
 
+QUENCHING_MODELS = ("constant", "linear_qf", "polynomial_eee", "tabulated", "release_polynomial_MeV")
+SMEARING_MODELS = ("poisson", "gamma", "gaussian_sqrt")
+EFFICIENCY_MODELS = ("none", "coherent2017", "coherent2021", "table")
+
+
+def _rows(table: np.ndarray, spec: dict, what: str):
+    try:
+        return table[spec["plus_row"]], table[spec["minus_row"]]
+    except IndexError:
+        raise ConfigError(f"{what}: rows {spec['plus_row']}, {spec['minus_row']} not in a table of {table.shape[0]} "
+                          "rows") from None
+
+
 @dataclass
-class PEResponse:
-    """Scintillator response in photoelectrons.
+class DetectorResponse:
+    """The detector response of a spec section (see the module docstring). ``file_fn`` resolves release file names;
+    ``response_parameters``: {name: nominal value} of the response parameters it reads."""
 
-    quenching: object with ``eee_keV(T_keV)``; light_yield in PE/keVee; smearing 'poisson' (integer PE counts, the
-    count n falls in [n, n+1)) or 'gamma' (arXiv:2110.07730 model) or 'gaussian' (σ = resolution·√mean);
-    efficiency: callable of the PE value (evaluated at the 1-PE bin centres for 'poisson', at fine bin centres
-    otherwise); obs_edges_pe: observable bin edges (integers for 'poisson').
-    """
-
-    quenching: object
-    light_yield_pe_per_keVee: float
-    obs_edges_pe: np.ndarray
-    smearing: str = "poisson"
-    efficiency: Callable[[np.ndarray], np.ndarray] | None = None
-    fine_width_pe: float = 1.0
-    gamma_coefs: tuple[float, float] = (0.0749, 9.56)
+    sec: dict
+    energy_edges: np.ndarray
+    file_fn: object
+    exp_name: str
+    response_parameters: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        edges = np.asarray(self.obs_edges_pe, dtype=float)
-        hi = float(edges[-1])
-        self._fine_edges = np.arange(0.0, hi + 0.5 * self.fine_width_pe, self.fine_width_pe)
-        centres = 0.5 * (self._fine_edges[:-1] + self._fine_edges[1:])
-        self._eff = None if self.efficiency is None else np.asarray(self.efficiency(centres), dtype=float)
-        # aggregation matrix from fine bins to observable bins (checked once here)
-        one = np.eye(len(centres))
-        self._agg = aggregate_rows(one, self._fine_edges, edges)
-        if self._eff is not None:
-            self._agg = self._agg * self._eff[None, :]
-
-    def matrix(self, T_keV, quenching=None) -> np.ndarray:
-        """R[obs_bin, node] for recoil nodes T [keVnr]; ``quenching`` overrides the model's (for nuisance grids)."""
-        q = self.quenching if quenching is None else quenching
-        eee = q.eee_keV(T_keV)
-        mean_pe = self.light_yield_pe_per_keVee * eee
-        fine_edges = self._fine_edges
-        if self.smearing == "poisson":
-            fine = poisson_pe_matrix(mean_pe, len(fine_edges) - 1)
-        elif self.smearing == "gamma":
-            a, b = self.gamma_coefs
-            fine = gamma_pe_matrix(eee, self.light_yield_pe_per_keVee, fine_edges, a, b)
-        elif self.smearing == "gaussian":
-            fine = gaussian_matrix(mean_pe, np.sqrt(np.maximum(mean_pe, 0.0)), fine_edges)
+        sec, name = self.sec, self.exp_name
+        obs = sec["observable"]
+        self.axis = obs["unit"]
+        if self.axis == "pe":
+            self.light_yield = float(obs["light_yield_pe_per_keVee"])
+            if not (math.isfinite(self.light_yield) and self.light_yield > 0):
+                raise ConfigError(f"spec {name}: light yield must be > 0 PE/keVee")
+        elif self.axis == "keVee":
+            self.light_yield = 1.0
         else:
-            raise ConfigError(f"unknown smearing {self.smearing!r}; allowed: poisson, gamma, gaussian")
-        return self._agg @ fine
+            raise ConfigError(f"spec {name}: observable unit {self.axis!r}; allowed: pe, keVee")
+        if self.energy_edges[0] < 0:
+            raise ConfigError(f"spec {name}: the energy axis must start at >= 0")
+        sm = sec["smearing"]
+        self.smearing = sm["model"]
+        if self.smearing not in SMEARING_MODELS:
+            raise ConfigError(f"spec {name}: smearing {self.smearing!r}; allowed: {SMEARING_MODELS}")
+        if self.smearing == "poisson":
+            if self.axis != "pe" or not np.allclose(self.energy_edges, np.round(self.energy_edges)):
+                raise ConfigError(f"spec {name}: Poisson smearing needs integer PE bin edges")
+            width = 1.0
+        else:
+            width = float(sm.get("fine_width", 0.5))
+        self.fine_edges = np.arange(0.0, self.energy_edges[-1] + 0.5 * width, width)
+        self._agg = aggregate_rows(np.eye(len(self.fine_edges) - 1), self.fine_edges, self.energy_edges)
+        self._fine_centres = _centres(self.fine_edges)
+        self._setup_quenching(sec["quenching"])
+        self._setup_efficiency(sec.get("efficiency", {"model": "none"}))
+        te = sec.get("time_efficiency")
+        self.time_efficiency_params = None if te is None else {"t0_us": te["t0_us"], "slope_per_us": te["slope_per_us"]}
+
+    # -- quenching -----------------------------------------------------------------------------------------------
+    def _setup_quenching(self, q: dict) -> None:
+        m = q["model"]
+        if m not in QUENCHING_MODELS:
+            raise ConfigError(f"spec {self.exp_name}: quenching model {m!r}; allowed: {QUENCHING_MODELS}")
+        self.q_model = m
+        self.q_variants = []
+        if m == "constant":
+            ConstantQuenching(q["qf"])  # validates
+            self.qf0 = float(q["qf"])
+            if "parameter" in q:
+                self.response_parameters[q["parameter"]] = self.qf0
+        elif m == "release_polynomial_MeV":
+            tab = _read_table(self.file_fn(q["file"]), ncols=4, min_rows=1)
+            self.q_nominal = tab[q.get("nominal_row", 0)]
+            for v in q.get("variants", []):
+                plus, minus = _rows(tab, v, f"{q['file']}")
+                self.q_variants.append((v["parameter"], plus, minus))
+                self.response_parameters[v["parameter"]] = 0.0
+        else:
+            self.q_fixed = quenching_from_spec({k: v for k, v in q.items() if not k.endswith("_sigma") and k != "note"})
+
+    def eee_keV(self, T_keV, settings: dict | None = None) -> np.ndarray:
+        """Electron-equivalent energy [keVee] of nuclear recoils T [keVnr] at response-parameter values ``settings``."""
+        s = settings or {}
+        T = np.asarray(T_keV, float)
+        if self.q_model == "constant":
+            qf = s.get(self.sec["quenching"].get("parameter"), self.qf0)
+            return ConstantQuenching(qf).eee_keV(T)
+        if self.q_model == "release_polynomial_MeV":
+            c = self.q_nominal.copy()
+            for name, plus, minus in self.q_variants:
+                c = c + variant_coefficients(self.q_nominal, plus, minus, s.get(name, 0.0)) - self.q_nominal
+            return np.maximum(quenching_from_release_coeffs(c).eee_keV(T), 0.0)
+        return self.q_fixed.eee_keV(T)
+
+    # -- efficiency ----------------------------------------------------------------------------------------------
+    def _setup_efficiency(self, e: dict) -> None:
+        m = e["model"]
+        if m not in EFFICIENCY_MODELS:
+            raise ConfigError(f"spec {self.exp_name}: efficiency model {m!r}; allowed: {EFFICIENCY_MODELS}")
+        self.eff_model = m
+        self.eff_variant = None
+        if m == "coherent2017":
+            self.eff_params = {"a": e["a"], "k": e["k"], "x0": e["x0"]}
+        elif m == "coherent2021":
+            tab = _read_table(self.file_fn(e["file"]), ncols=4, min_rows=1)
+            self.eff_nominal = tab[e.get("nominal_row", 0)]
+            if "variant" in e:
+                plus, minus = _rows(tab, e["variant"], e["file"])
+                self.eff_variant = (e["variant"]["parameter"], plus, minus)
+                self.response_parameters[e["variant"]["parameter"]] = 0.0
+        elif m == "table":
+            tab = _read_table(self.file_fn(e["file"]), ncols=e.get("columns"), min_rows=2)
+            ce, cv = e["energy_column"], e["efficiency_column"]
+            if max(ce, cv) >= tab.shape[1]:
+                raise ConfigError(f"{e['file']}: has {tab.shape[1]} columns; columns {ce}, {cv} out of range")
+            et, vt = tab[:, ce], tab[:, cv]
+            if np.any(np.diff(et) <= 0) or np.any(vt < 0) or np.any(vt > 1):
+                raise DataError(f"{e['file']}: energies must increase and efficiencies lie in [0, 1]")
+            self.eff_table = (et, vt)
+
+    def efficiency(self, x, settings: dict | None = None) -> np.ndarray:
+        """Efficiency at observable values x (PE or keVee) for response-parameter values ``settings``."""
+        s = settings or {}
+        x = np.asarray(x, float)
+        if self.eff_model == "none":
+            return np.ones_like(x)
+        if self.eff_model == "coherent2017":
+            return coherent2017_efficiency(x, **self.eff_params)
+        if self.eff_model == "coherent2021":
+            c = self.eff_nominal
+            if self.eff_variant is not None:
+                name, plus, minus = self.eff_variant
+                c = variant_coefficients(self.eff_nominal, plus, minus, s.get(name, 0.0))
+            return np.maximum(coherent2021_efficiency(x, *c), 0.0)  # the release's logistic goes negative at 0 PE
+        et, vt = self.eff_table  # table: linear interpolation, the end values beyond the table
+        return np.interp(x, et, vt, left=vt[0], right=vt[-1])
+
+    def time_efficiency(self, t_us) -> np.ndarray:
+        if self.time_efficiency_params is None:
+            return np.ones_like(np.asarray(t_us, float))
+        return coherent2021_time_efficiency(t_us, **self.time_efficiency_params)
+
+    # -- response matrices ---------------------------------------------------------------------------------------
+    def _smear(self, eee: np.ndarray) -> np.ndarray:
+        if self.smearing == "poisson":
+            return poisson_pe_matrix(self.light_yield * eee, len(self.fine_edges) - 1)
+        sm = self.sec["smearing"]
+        if self.smearing == "gamma":
+            return gamma_pe_matrix(eee, self.light_yield, self.fine_edges, sm["a_coef"], sm["b_coef"])
+        return gaussian_matrix(eee, sm["a_sqrt_keV"] * np.sqrt(np.maximum(eee, 0.0)), self.fine_edges)
+
+    def matrix(self, T_keV, settings: dict | None = None, electron: bool = False) -> np.ndarray:
+        """R[E_bin, node] for recoils T [keV] (nuclear, or electron recoils without quenching) at ``settings``."""
+        eee = np.asarray(T_keV, float) if electron else self.eee_keV(T_keV, settings)
+        eff = self.efficiency(self._fine_centres, settings)
+        return (self._agg * eff[None, :]) @ self._smear(eee)
+
+    def electron_energy_max_keV(self) -> float:
+        """The electron-equivalent energy at the top of the observable axis [keVee]."""
+        return float(self.energy_edges[-1]) / self.light_yield

@@ -1,40 +1,32 @@
-"""Batched models of the registered experiments, for scans over physics parameters.
+"""Forward models of several registered experiments for physics-parameter scans.
 
-``build_batched_model(('coherent-csi-2017',), ('sin2_theta_w',))`` returns a model whose CEvNS expectation is
-predicted from the physics parameters (no free signal normalisation) with every systematic a nuisance; several
-experiments combine with shared nuisances by name (e.g. ``sns_flux_norm``).
+``build_batched_model(('coherent-csi-2021', 'coherent-ar-2020'), ('eps_ee_uV', 'eps_ee_dV'))`` returns the sum of the
+experiments' 'physics'-mode forward models (:meth:`cevns.experiments.experiment.Experiment.model`): the CEvNS rate is
+predicted from the physics parameters, every systematic is a nuisance, and nuisances are shared by name (e.g.
+``sns_flux_norm``) with their constraints and limits checked for agreement.
 """
 from __future__ import annotations
 
-from cevns.errors import ConfigError, UnknownNameError
+from functools import lru_cache
 
-__all__ = ["BATCHED_BUILDERS", "build_batched_model", "register_batched"]
+from cevns.errors import ConfigError
 
-#: experiment name -> "module:function(experiment, physics_names, **options) -> BatchedModel"
-BATCHED_BUILDERS: dict[str, str] = {
-    "coherent-csi-2017": "cevns.experiments.stopped_pion:batch_model_csi2017",
-    "coherent-csi-2021": "cevns.experiments.batched_models:batch_model_csi2021",
-    "coherent-ar-2020": "cevns.experiments.batched_models:batch_model_released_templates",
-}
+__all__ = ["build_batched_model", "experiment"]
 
 
-def register_batched(name: str, target: str) -> None:
-    BATCHED_BUILDERS[name] = target
+@lru_cache(maxsize=16)
+def experiment(name: str):
+    """A registered experiment, built once per process."""
+    from cevns.experiments.registry import load_experiment
+
+    return load_experiment(name)
 
 
 def build_batched_model(experiments, physics, options: dict | None = None):
-    import importlib
-
-    from cevns.experiments.registry import load_experiment
-    from cevns.inference.batch import CombinedBatchedModel
+    from cevns.inference.batch import CombinedModel
 
     if not experiments:
         raise ConfigError("give at least one experiment")
-    parts = []
-    for name in experiments:
-        if name not in BATCHED_BUILDERS:
-            raise UnknownNameError("experiment with a physics-parameter model", name, BATCHED_BUILDERS)
-        mod, fn = BATCHED_BUILDERS[name].split(":")
-        builder = getattr(importlib.import_module(mod), fn)
-        parts.append(builder(load_experiment(name), tuple(physics), **(options or {})))
-    return CombinedBatchedModel(parts)
+    if options:
+        raise ConfigError(f"unknown model options {sorted(options)}")
+    return CombinedModel([experiment(n).model("physics", tuple(physics)) for n in experiments])

@@ -1,13 +1,14 @@
-"""Experiment registry: specs are JSON files in ``cevns/experiments/specs``, validated against a JSON schema.
+"""Experiment registry: specs are JSON files in ``cevns/experiments/specs``, validated section by section.
 
-``load_spec(name)`` validates the common header (schema.json) and then the kind's own schema
-(``schema_<kind>.json``); ``load_experiment(name)`` builds the model with the builder registered for the kind.
-A typo or a missing field raises :class:`~cevns.errors.ConfigError` naming the field path.
+``load_spec(name)`` checks the top level (``schemas/spec.json``) and then each section against its own schema
+(``schemas/<section>.json``; the source against ``schemas/source_<type>.json``); ``load_experiment(name)`` builds an
+:class:`~cevns.experiments.experiment.Experiment` from it. A typo or a missing field raises
+:class:`~cevns.errors.ConfigError` naming the section and the field path.
 """
 from __future__ import annotations
 
-import importlib
 import json
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -15,49 +16,77 @@ import jsonschema
 
 from cevns.errors import ConfigError, UnknownNameError
 
-__all__ = ["list_experiments", "load_spec", "validate_spec", "load_experiment", "BUILDERS"]
+__all__ = ["list_experiments", "load_spec", "validate_spec", "load_experiment", "SECTION_SCHEMAS", "SPEC_DIR"]
 
 _HERE = Path(str(resources.files("cevns") / "experiments"))
 SPEC_DIR = _HERE / "specs"
+SCHEMA_DIR = _HERE / "schemas"
 
-#: spec kind -> "module:Class" with a ``from_spec(spec, data_root=None)`` classmethod
-BUILDERS: dict[str, str] = {
-    "stopped_pion_pe_time": "cevns.experiments.stopped_pion:StoppedPionPETimeExperiment",
-    "stopped_pion_pe_time_events": "cevns.experiments.csi2021:StoppedPionEventsExperiment",
-    "released_templates": "cevns.experiments.templates:ReleasedTemplatesExperiment",
-}
+#: section name -> schema file (the source's depends on its type)
+SECTION_SCHEMAS = {"target": "target.json", "detector": "detector.json", "binning": "binning.json", "data": "data.json",
+                   "signal": "signal.json", "backgrounds": "backgrounds.json", "nuisances": "nuisances.json",
+                   "systematics": "systematics.json"}
 
 
 def list_experiments() -> list[str]:
     return sorted(p.stem for p in SPEC_DIR.glob("*.json"))
 
 
-def _schema(name: str) -> dict:
-    p = _HERE / name
+@lru_cache(maxsize=None)
+def _schema(fname: str) -> dict:
+    p = SCHEMA_DIR / fname
     if not p.is_file():
-        raise ConfigError(f"no schema {name} for this spec kind")
+        raise ConfigError(f"no schema {fname}")
     return json.loads(p.read_text())
 
 
-def _check(spec, schema: dict) -> None:
+def _branch_error(e):
+    """Inside a oneOf, the error of the branch whose 'type' or 'model' constant matches the instance (it says what is
+    really wrong), else the deepest one."""
+    while e.validator in ("oneOf", "anyOf") and e.context:
+        inst, branch = e.instance, None
+        if isinstance(inst, dict):
+            for i, sub in enumerate(e.validator_value):
+                props = sub.get("properties", {}) if isinstance(sub, dict) else {}
+                for key in ("type", "model"):
+                    c = props.get(key, {}).get("const") if isinstance(props.get(key), dict) else None
+                    if c is not None and inst.get(key) == c:
+                        branch = i
+        ctx = [c for c in e.context if branch is None or c.relative_schema_path[0] == branch]
+        if not ctx:
+            break
+        e = sorted(ctx, key=lambda c: (-len(list(c.absolute_path)), c.validator == "const"))[0]
+    return e
+
+
+def _check(obj, schema: dict, where: str, spec_name: str) -> None:
     validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(spec), key=lambda e: list(e.absolute_path))
+    errors = sorted(validator.iter_errors(obj), key=lambda e: (len(list(e.absolute_path)), list(map(str, e.absolute_path))))
     if errors:
-        e = errors[0]
-        path = "/".join(str(p) for p in e.absolute_path) or "<top level>"
+        e = _branch_error(errors[0])
+        path = "/".join([where] + [str(p) for p in e.absolute_path])
         msg = e.message
         if e.validator == "additionalProperties":
             msg += f"; allowed fields here: {', '.join(sorted(e.schema.get('properties', {})))}"
-        name = spec.get("name", "?") if isinstance(spec, dict) else "?"
-        raise ConfigError(f"spec {name}: field '{path}': {msg}")
+        raise ConfigError(f"spec {spec_name}: field '{path}': {msg}")
 
 
 def validate_spec(spec: dict) -> dict:
-    """Validate a spec dict: the common header, then its kind's schema. Raises ConfigError naming the field path."""
-    _check(spec, _schema("schema.json"))
-    if spec["kind"] not in BUILDERS:
-        raise ConfigError(f"spec {spec['name']}: field 'kind': unknown kind {spec['kind']!r}; allowed: {sorted(BUILDERS)}")
-    _check(spec, _schema(f"schema_{spec['kind']}.json"))
+    """Validate a spec dict: the top level, then every section against its schema. Raises ConfigError naming the
+    section and field path."""
+    if not isinstance(spec, dict):
+        raise ConfigError(f"a spec must be a JSON object, got {type(spec).__name__}")
+    name = spec.get("name", "?")
+    _check(spec, _schema("spec.json"), "<top level>", name)
+    src_type = spec["source"].get("type")
+    fname = f"source_{src_type}.json"
+    if not (SCHEMA_DIR / fname).is_file():
+        known = sorted(p.stem.removeprefix("source_") for p in SCHEMA_DIR.glob("source_*.json"))
+        raise ConfigError(f"spec {name}: field 'source/type': unknown source type {src_type!r}; allowed: {known}")
+    _check(spec["source"], _schema(fname), "source", name)
+    for sec, f in SECTION_SCHEMAS.items():
+        if sec in spec:
+            _check(spec[sec], _schema(f), sec, name)
     return spec
 
 
@@ -78,8 +107,8 @@ def load_spec(name_or_path: str) -> dict:
 
 
 def load_experiment(name_or_spec, data_root: str | None = None):
-    """Build the experiment model for a registered name, a spec path, or a spec dict."""
+    """Build the :class:`~cevns.experiments.experiment.Experiment` of a registered name, a spec path, or a spec dict."""
+    from cevns.experiments.experiment import Experiment
+
     spec = validate_spec(name_or_spec) if isinstance(name_or_spec, dict) else load_spec(name_or_spec)
-    modname, clsname = BUILDERS[spec["kind"]].split(":")
-    cls = getattr(importlib.import_module(modname), clsname)
-    return cls.from_spec(spec, data_root=data_root)
+    return Experiment(spec, data_root)

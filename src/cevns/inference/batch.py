@@ -1,23 +1,21 @@
 """Batched profile likelihood: χ²(θ) with every nuisance profiled, for thousands of parameter points at once.
 
-A :class:`BatchedModel` maps physics parameters θ (arrays of P points) and nuisances ν (P × m) to expected counts
-(P × bins). :func:`profile_batch` minimises the Baker–Cousins χ² (+ Gaussian pulls) over ν for all P points
-simultaneously with damped Fisher-scoring (Gauss–Newton for Poisson) steps: the Jacobian comes from one forward
-difference per nuisance, each step solves a batch of m × m systems. Models that are linear in their nuisances
-(normalisations) converge in a few steps; piecewise-linear template morphing too. A final iminuit polish on the
-global minimum is done by the caller where needed (:func:`cevns.inference.scan.scan`).
+A model here is anything with the interface of :class:`cevns.model.forward.ForwardModel`: ``physics_names``,
+``nuisances`` (the ν parameters), ``observed``, ``prepare(physics)`` (θ-dependent state for P points),
+``expected(state, ν (P, m))`` → (P, bins), ``value_and_jacobian(state, ν)`` → (μ, ∂μ/∂ν (P, m, bins)) and
+``take_state(state, idx)``. Models combine with parameters shared by name (:class:`CombinedModel`).
+:func:`profile_batch` minimises the Baker–Cousins χ² (+ Gaussian pulls) over ν for all P points simultaneously with
+damped Fisher-scoring (Gauss–Newton for Poisson) steps with the models' analytic Jacobians; models linear in their
+nuisances (normalisations) converge in a few steps, piecewise-linear morphing too.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
 from cevns.errors import ConfigError
 from cevns.inference.likelihood import Parameter, _same_constraint
 
-__all__ = ["BatchedModel", "CombinedBatchedModel", "profile_batch", "batch_poisson_chi2"]
+__all__ = ["CombinedModel", "ScaledModel", "profile_batch", "batch_poisson_chi2", "as_combined"]
 
 
 def batch_poisson_chi2(mu: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -40,48 +38,31 @@ def batch_poisson_chi2(mu: np.ndarray, n: np.ndarray) -> np.ndarray:
     return out
 
 
-@dataclass
-class BatchedModel:
-    """Expected counts for batches of points.
-
-    ``prepare(physics)`` does the ν-independent work once per batch (physics: dict name → (P,) arrays) and returns a
-    state; ``expected(state, nu)`` with nu (P, m) ordered as ``nuisances`` returns (P, bins) over the bins of
-    ``observed`` (already ROI-masked)."""
-
-    name: str
-    physics_names: Sequence[str]
-    nuisances: Sequence[Parameter]
-    observed: np.ndarray
-    expected: Callable[[object, np.ndarray], np.ndarray]
-    prepare: Callable[[dict], object] = lambda phys: phys
-    #: optional (state, nu) -> (mu (P, bins), J (P, m, bins)): analytic Jacobian, used instead of finite differences
-    value_and_jacobian: Callable[[object, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
-    #: optional (state, idx) -> state of the points idx (default: a state array with the points on axis 0)
-    take_state: Callable[[object, np.ndarray], object] | None = None
-
-    def __add__(self, other) -> "CombinedBatchedModel":
-        return CombinedBatchedModel([self, other])
-
-    @property
-    def parts(self):
-        return [self]
-
-
-class CombinedBatchedModel:
-    """Several batched models with nuisances shared by name (constraints must agree) and physics shared by name."""
+class CombinedModel:
+    """Several models with ν parameters shared by name (their constraints and limits must agree) and physics
+    parameters shared by name. The same experiment may not appear twice (its data would count twice)."""
 
     def __init__(self, parts):
         flat = []
         for p in parts:
             flat += p.parts
+        names_seen = [p.name for p in flat]
+        dup = sorted({n for n in names_seen if names_seen.count(n) > 1})
+        if dup:
+            raise ConfigError(f"experiment(s) {dup} given more than once: the data would be counted twice")
         self._parts = flat
         self.name = " + ".join(p.name for p in flat)
         nuis: dict[str, Parameter] = {}
         for part in flat:
             for q in part.nuisances:
-                if q.name in nuis and not _same_constraint(nuis[q.name].constraint, q.constraint):
-                    raise ConfigError(f"shared nuisance {q.name!r} has different constraints: "
-                                      f"{nuis[q.name].constraint} vs {q.constraint}")
+                if q.name in nuis:
+                    old = nuis[q.name]
+                    if not _same_constraint(old.constraint, q.constraint):
+                        raise ConfigError(f"shared parameter {q.name!r} has different constraints: "
+                                          f"{old.constraint} vs {q.constraint}")
+                    if not _same_constraint(tuple(old.limits), tuple(q.limits)):
+                        raise ConfigError(f"shared parameter {q.name!r} has different limits: {old.limits} vs "
+                                          f"{q.limits}")
                 nuis.setdefault(q.name, q)
         self.nuisances = list(nuis.values())
         names = [q.name for q in self.nuisances]
@@ -93,7 +74,36 @@ class CombinedBatchedModel:
         return self._parts
 
     def __add__(self, other):
-        return CombinedBatchedModel([self, other])
+        return CombinedModel([self, other])
+
+
+class ScaledModel:
+    """A model whose expectation is multiplied by ``factor`` (a longer run or a bigger detector, for Asimov
+    sensitivities); ``observed`` replaces its data."""
+
+    def __init__(self, model, factor: float, observed=None):
+        self.model, self.factor = model, float(factor)
+        self.name = model.name
+        self.physics_names = model.physics_names
+        self.nuisances = model.nuisances
+        self.observed = model.observed if observed is None else np.asarray(observed, float)
+
+    @property
+    def parts(self):
+        return [self]
+
+    def prepare(self, phys):
+        return self.model.prepare(phys)
+
+    def take_state(self, state, idx):
+        return self.model.take_state(state, idx)
+
+    def expected(self, state, nu):
+        return self.factor * self.model.expected(state, nu)
+
+    def value_and_jacobian(self, state, nu, dtype=np.float32):
+        mu, J = self.model.value_and_jacobian(state, nu, dtype)
+        return self.factor * mu, (self.factor * J).astype(J.dtype)
 
 
 def _take(part, state, idx, n):
@@ -109,8 +119,8 @@ def _take(part, state, idx, n):
     raise ConfigError(f"model {part.name}: cannot select points of its state; give the model a take_state")
 
 
-def _as_combined(model) -> CombinedBatchedModel:
-    return model if isinstance(model, CombinedBatchedModel) else CombinedBatchedModel([model])
+def as_combined(model) -> CombinedModel:
+    return model if isinstance(model, CombinedModel) else CombinedModel([model])
 
 
 def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start: np.ndarray | None = None,
@@ -124,7 +134,7 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
     constraint_means: (P, m) centres of the Gaussian pull terms per point (randomised auxiliary measurements of toys;
     default: the nuisances' nominal constraint means).
     """
-    model = _as_combined(model)
+    model = as_combined(model)
     sizes = {np.size(v) for v in physics.values()} - {1}
     if len(sizes) > 1:
         raise ConfigError(f"physics parameter arrays have different lengths {sorted(sizes)}")
@@ -140,7 +150,6 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
     if constraint_means is not None:
         cmean_all = np.broadcast_to(np.asarray(constraint_means, float), (P, m))
     cinv2 = np.array([1.0 / q.constraint[1] ** 2 if q.constraint else 0.0 for q in nu_list])
-    steps = np.array([max(abs(q.step), 1e-6) for q in nu_list]) * 1e-2
     nu = np.tile([q.value for q in nu_list], (P, 1)) if start is None else np.array(start, dtype=float)
 
     obs_all = [part.observed for part in model.parts] if observed is None else [np.asarray(o, float) for o in observed]
@@ -149,7 +158,8 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
         return [o if o.ndim == 1 else o[idx] for o in obs_all]
 
     def prepare(idx):
-        return [part.prepare({k: v[idx] for k, v in phys.items()}) for part in model.parts]
+        return [part.prepare({k: v[idx] for k, v in phys.items() if k in part.physics_names})
+                for part in model.parts]
 
     def parts_mu(states_, nu_):
         return [part.expected(st, nu_[:, mp]) for part, st, mp in zip(model.parts, states_, model._maps)]
@@ -175,18 +185,8 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
         for part, st, mp, n in zip(model.parts, states, model._maps, a_obs):
             if len(mp) == 0:
                 continue
-            if part.value_and_jacobian is not None:
-                mu0, J = part.value_and_jacobian(st, a_nu[:, mp])  # μ and J (P, m_part, bins) in one pass
-                mu0s = np.maximum(mu0, 1e-12)
-            else:
-                mu0 = part.expected(st, a_nu[:, mp])
-                mu0s = np.maximum(mu0, 1e-12)
-                J = np.empty((n_act, len(mp), mu0.shape[1]))
-                for j, gj in enumerate(mp):
-                    h = steps[gj]
-                    nu_h = a_nu.copy()
-                    nu_h[:, gj] += h
-                    J[:, j, :] = (part.expected(st, nu_h[:, mp]) - mu0) / h
+            mu0, J = part.value_and_jacobian(st, a_nu[:, mp])  # μ and J (P, m_part, bins) in one pass
+            mu0s = np.maximum(mu0, 1e-12)
             w = (1.0 - np.atleast_2d(n) / mu0s).astype(J.dtype)
             grad[:, mp] += 2.0 * np.matmul(J, w[:, :, None])[:, :, 0]
             Jw = J * (1.0 / mu0s).astype(J.dtype)[:, None, :]  # expected (Fisher) information: always positive

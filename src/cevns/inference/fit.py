@@ -8,10 +8,10 @@ import numpy as np
 from iminuit import Minuit
 from scipy import stats
 
-from cevns.errors import CevnsError
+from cevns.errors import FitError
 from cevns.inference.likelihood import Likelihood
 
-__all__ = ["FitResult", "fit", "profile_scan", "significance_from_delta_chi2", "interval_from_profile"]
+__all__ = ["FitResult", "fit", "profile_scan", "significance_from_delta_chi2"]
 
 
 @dataclass
@@ -43,8 +43,11 @@ def _minuit(lik: Likelihood, start: dict | None, fixed: dict | None) -> Minuit:
     return m
 
 
-def fit(lik: Likelihood, start: dict | None = None, fixed: dict | None = None, hesse: bool = True) -> FitResult:
-    """Minimise χ²(x) = −2 ln L; ``fixed`` holds parameters at given values; returns values, errors (HESSE), χ²."""
+def fit(lik: Likelihood, start: dict | None = None, fixed: dict | None = None, hesse: bool = True,
+        require_valid: bool = True) -> FitResult:
+    """Minimise χ²(x) = −2 ln L; ``fixed`` holds parameters at given values; returns values, errors (HESSE), χ².
+    A minimum that MIGRAD does not call valid (after a second attempt) raises :class:`~cevns.errors.FitError` unless
+    ``require_valid=False``, in which case the result carries ``valid=False`` for the caller to flag."""
     m = _minuit(lik, start, fixed)
     m.strategy = 1
     m.migrad()
@@ -56,27 +59,40 @@ def fit(lik: Likelihood, start: dict | None = None, fixed: dict | None = None, h
         except Exception:  # pragma: no cover - hesse failure keeps migrad errors
             pass
     if not np.isfinite(m.fval):
-        raise CevnsError(f"fit of {lik.name} did not converge to a finite χ²")
+        raise FitError(f"fit of {lik.name} did not converge to a finite χ²")
+    if require_valid and not m.valid:
+        fmin = m.fmin
+        raise FitError(f"fit of {lik.name} did not converge (EDM {fmin.edm:.3g}, calls {fmin.nfcn}, "
+                       f"at limit: {fmin.has_parameters_at_limit}); fixed: {sorted(fixed or {})}")
     return FitResult({k: float(v) for k, v in zip(lik.parameter_names, m.values)},
                      {k: float(v) for k, v in zip(lik.parameter_names, m.errors)},
                      float(m.fval), bool(m.valid), int(m.nfcn), sorted(fixed or {}))
 
 
 def profile_scan(lik: Likelihood, name: str, values, start: dict | None = None, progress: bool = False) -> np.ndarray:
-    """χ² profiled over all other parameters at each value of ``name`` (warm starts from the previous point)."""
+    """χ² profiled over all other parameters at each value of ``name`` (warm starts from the previous point).
+    Points whose minimisation stays invalid are retried from ``start`` and, if still invalid, raise FitError."""
     lik.index(name)
     vals = np.asarray(values, dtype=float)
     out = np.empty_like(vals)
     cur = dict(start or {})
+    invalid: list[float] = []
     it = vals
     if progress:
         from tqdm import tqdm
 
         it = tqdm(vals, desc=f"profile {name}", leave=False)
     for i, v in enumerate(it):
-        r = fit(lik, start=cur, fixed={name: float(v)}, hesse=False)
+        r = fit(lik, start=cur, fixed={name: float(v)}, hesse=False, require_valid=False)
+        if not r.valid:  # keep the better of the warm start and a cold start; flag a point that stays invalid
+            r2 = fit(lik, start=start, fixed={name: float(v)}, hesse=False, require_valid=False)
+            r = r2 if (r2.valid or r2.chi2 < r.chi2) else r
+            if not r.valid:
+                invalid.append(float(v))
         out[i] = r.chi2
         cur = {k: x for k, x in r.values.items() if k != name}
+    if invalid:
+        raise FitError(f"profile of {name} in {lik.name}: the fit did not converge at {name} = {invalid[:5]}")
     return out
 
 
@@ -88,22 +104,3 @@ def significance_from_delta_chi2(delta_chi2: float, dof: int = 1) -> float:
         return math.sqrt(delta_chi2)
     p = stats.chi2.sf(delta_chi2, dof)
     return float(stats.norm.isf(p / 2.0))
-
-
-def interval_from_profile(x, dchi2, level: float = 1.0) -> tuple[float, float]:
-    """Ends of {x: Δχ²(x) ≤ level} by linear interpolation (nan-free; raises if the scan does not bracket it)."""
-    x = np.asarray(x, float)
-    d = np.asarray(dchi2, float) - np.min(dchi2)
-    i0 = int(np.argmin(d))
-    lo = hi = None
-    for i in range(i0, 0, -1):
-        if d[i - 1] > level >= d[i]:
-            lo = x[i - 1] + (level - d[i - 1]) * (x[i] - x[i - 1]) / (d[i] - d[i - 1])
-            break
-    for i in range(i0, len(x) - 1):
-        if d[i + 1] > level >= d[i]:
-            hi = x[i] + (level - d[i]) * (x[i + 1] - x[i]) / (d[i + 1] - d[i])
-            break
-    if lo is None or hi is None:
-        raise CevnsError(f"profile scan over [{x[0]}, {x[-1]}] does not bracket Δχ² = {level}; widen the range")
-    return float(lo), float(hi)

@@ -15,7 +15,7 @@ import numpy as np
 
 from cevns.errors import ConfigError, UnknownNameError
 
-__all__ = ["Parameter", "Likelihood", "BinnedPoissonLikelihood", "CombinedLikelihood", "poisson_chi2"]
+__all__ = ["Parameter", "Likelihood", "BinnedPoissonLikelihood", "CombinedLikelihood", "ModelLikelihood", "poisson_chi2"]
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ class BinnedPoissonLikelihood(Likelihood):
         self.mask = None if mask is None else np.asarray(mask, bool)
         n = self.observed if mask is None else self.observed[self.mask]
         self._n = n.ravel()
-        self._pos = self._n > 0
+        self._pos = np.flatnonzero(self._n > 0)
         self._npos = self._n[self._pos]
         self._const = float(np.sum(self._npos * np.log(self._npos)) - self._n.sum())  # Σ n ln n − Σ n
 
@@ -130,10 +130,10 @@ class BinnedPoissonLikelihood(Likelihood):
         if self.mask is not None:
             mu = mu[self.mask]
         mu = mu.ravel()
-        mpos = mu[self._pos]
+        mpos = mu.take(self._pos)
         if mpos.size and mpos.min() <= 0:
             return float("inf")
-        return 2.0 * (float(mu.sum()) - float(self._npos @ np.log(mpos)) + self._const)
+        return 2.0 * (mu.sum() - self._npos @ np.log(mpos) + self._const)
 
 
 def _same_constraint(a, b) -> bool:
@@ -167,3 +167,60 @@ class CombinedLikelihood(Likelihood):
 
     def data_chi2(self, x: np.ndarray) -> float:
         return sum(part.data_chi2(x[m]) for part, m in zip(self.parts, self._maps))
+
+
+class ModelLikelihood(BinnedPoissonLikelihood):
+    """The P = 1 view of a forward model (:class:`cevns.model.forward.ForwardModel`) for minimisers: parameters are the
+    model's physics parameters (free or fixable by name) followed by its ν parameters; the θ-dependent state is
+    cached for the last few θ values (a minimiser varies one parameter at a time). ``fixed_physics``: physics values
+    that are not parameters of the likelihood (e.g. a mediator mass held fixed)."""
+
+    def __init__(self, model, fixed_physics: dict | None = None, cache_size: int = 8):
+        from cevns.interactions.parameters import PARAMETERS
+
+        self.model = model
+        self.fixed_physics = {k: float(v) for k, v in (fixed_physics or {}).items()}
+        bad = [k for k in self.fixed_physics if k not in model.physics_names]
+        if bad:
+            raise UnknownNameError(f"physics parameter of {model.name}", bad[0], model.physics_names)
+        self.free_physics = [n for n in model.physics_names if n not in self.fixed_physics]
+        phys_params = []
+        for n in self.free_physics:
+            p = PARAMETERS[n]
+            phys_params.append(Parameter(n, p.start_value(), p.limits, None, p.step, "poi", p.doc))
+        self._nphys = len(phys_params)
+        self._cache: dict = {}
+        self._cache_size = cache_size
+        m = model
+        self._state0 = self.state(()) if self._nphys == 0 else None
+
+        n = self._nphys
+
+        def expected(x):
+            if n == 0:
+                return m.expected1(self._state0, x)
+            return m.expected1(self.state(x[:n]), x[n:])
+
+        super().__init__(model.name, phys_params + list(model.nuisances), expected, model.observed)
+
+    def physics_dict(self, theta) -> dict:
+        out = dict(self.fixed_physics)
+        out.update({n: float(v) for n, v in zip(self.free_physics, theta)})
+        return out
+
+    def state(self, theta):
+        """The model state at physics values ``theta`` (free physics parameters, in order), cached."""
+        theta = np.asarray(theta, dtype=float)
+        key = theta.tobytes()
+        st = self._cache.get(key)
+        if st is None:
+            if len(self._cache) >= self._cache_size:
+                self._cache.pop(next(iter(self._cache)))
+            st = self.model.prepare({k: np.array([v]) for k, v in self.physics_dict(theta.tolist()).items()})
+            self._cache[key] = st
+        return st
+
+    def components(self, x) -> dict[str, np.ndarray]:
+        """Each sample's expectation over the model's bins at parameter vector x."""
+        x = np.asarray(x, float)
+        return {k: v[0] for k, v in self.model.components(self.state(x[:self._nphys]), x[self._nphys:][None, :]).items()}

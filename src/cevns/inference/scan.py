@@ -327,30 +327,22 @@ def feldman_cousins_1d(recipe, name: str, values, n_toys: int = 200, seed: int =
 
 
 def _expected_parts(model, phys, nu):
-    from cevns.inference.batch import CombinedBatchedModel
+    from cevns.inference.batch import as_combined
 
-    comb = model if isinstance(model, CombinedBatchedModel) else CombinedBatchedModel([model])
-    return [part.expected(part.prepare(phys), nu[:, mp]) for part, mp in zip(comb.parts, comb._maps)]
+    comb = as_combined(model)
+    return [part.expected(part.prepare({k: v for k, v in phys.items() if k in part.physics_names}), nu[:, mp])
+            for part, mp in zip(comb.parts, comb._maps)]
 
 
 def asimov_scan(recipe, axes: dict, truth: dict, exposure_scale: float = 1.0, progress: bool = True) -> ScanResult:
     """Expected (Asimov) Δχ² of a projected experiment: the data are replaced by μ(truth, nominal nuisances),
     and every expectation is scaled by ``exposure_scale`` (e.g. a longer run or a bigger detector)."""
-    from cevns.inference.batch import CombinedBatchedModel
+    from cevns.inference.batch import CombinedModel, ScaledModel, as_combined
 
     model = recipe.build() if isinstance(recipe, ModelRecipe) else recipe
-    comb = model if isinstance(model, CombinedBatchedModel) else CombinedBatchedModel([model])
+    comb = as_combined(model)
     nu0 = np.array([[q.value for q in comb.nuisances]])
     phys = {k: np.array([float(v)]) for k, v in truth.items()}
     mus = _expected_parts(comb, phys, nu0)
-    import dataclasses
-
-    parts = []
-    for part, mu in zip(comb.parts, mus):
-        vj = part.value_and_jacobian
-        parts.append(dataclasses.replace(
-            part, observed=exposure_scale * mu[0],
-            expected=(lambda e: (lambda st, nu: exposure_scale * e(st, nu)))(part.expected),
-            value_and_jacobian=None if vj is None else (lambda f: (lambda st, nu: tuple(exposure_scale * a for a in f(st, nu))))(vj)))
-    asimov = CombinedBatchedModel(parts)
+    asimov = CombinedModel([ScaledModel(part, exposure_scale, exposure_scale * mu[0]) for part, mu in zip(comb.parts, mus)])
     return scan(asimov, axes, {k: v for k, v in truth.items() if k not in axes}, progress=progress)

@@ -11,16 +11,19 @@ flux-integrated kernels. Energies in MeV, cross sections in cm² (differential: 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
 from cevns import constants as C
 from cevns.errors import PhysicsDomainError, UnknownNameError
+from cevns.interactions.kinematics import e_min, t_max
 from cevns.targets.form_factors import form_factor, helm_rms_radius_default_fm, q_fm_from_recoil
 from cevns.targets.isotopes import Isotope, isotope as lookup_isotope
 
 __all__ = ["FLAVOURS", "t_max", "e_nu_min", "kinematic_kernel", "nucleon_couplings", "weak_charge", "dsigma_dT",
-           "total_cross_section", "check_flavour", "nucleon_form_factors"]
+           "total_cross_section", "check_flavour", "nucleon_form_factors", "COUPLING_SCHEMES", "DEFAULT_SCHEME",
+           "sin2_slope"]
 
 FLAVOURS = ("nue", "numu", "nutau", "nuebar", "numubar", "nutaubar")
 
@@ -40,17 +43,10 @@ def _check_positive(name: str, x, allow_zero: bool = False) -> np.ndarray:
     return a
 
 
-def t_max(E_MeV, M_MeV):
-    """Maximum recoil energy [MeV] for neutrino energy E on a nucleus of mass M: T_max = 2E²/(M + 2E)
-    (elastic two-body kinematics, e.g. arXiv:1708.01294 supplement)."""
-    E = np.asarray(E_MeV, dtype=float)
-    return 2.0 * E * E / (M_MeV + 2.0 * E)
-
-
 def e_nu_min(T_MeV, M_MeV):
-    """Minimum neutrino energy [MeV] that can give a recoil T on mass M: E_min = (T + √(T² + 2MT))/2 (inverse of t_max)."""
-    T = np.asarray(T_MeV, dtype=float)
-    return 0.5 * (T + np.sqrt(T * T + 2.0 * M_MeV * T))
+    """Minimum neutrino energy [MeV] that can give a recoil T on mass M: E_min = (T + √(T² + 2MT))/2
+    (:func:`cevns.interactions.kinematics.e_min` with m = 0)."""
+    return e_min(T_MeV, M_MeV)
 
 
 def kinematic_kernel(T_MeV, E_MeV, M_MeV):
@@ -64,29 +60,58 @@ def kinematic_kernel(T_MeV, E_MeV, M_MeV):
     return C.G_FERMI_MeV2**2 * M_MeV / math.pi * kin * C.HBARC2_MeV2_cm2
 
 
-def nucleon_couplings(flavour: str = "numu", sin2_theta_w: float | None = None, scheme: str = "pdg") -> tuple[float, float]:
+#: coupling schemes of :func:`nucleon_couplings`
+COUPLING_SCHEMES = ("one_loop", "tree", "charge_radius")
+DEFAULT_SCHEME = "one_loop"
+
+
+@lru_cache(maxsize=None)
+def _one_loop(family: str) -> tuple[float, float]:
+    """(g_V^p, g_V^n) at ŝ²(0) = SIN2_THETA_W_0 for a neutrino of lepton ``family``: PDG 2024 §10 Eqs. (10.32)-(10.33)
+    for ν_μ (κ̂_νN contains the ν_μ charge radius), shifted by the charge-radius difference to family ℓ,
+    g_V^p(ν_ℓ) = g_V^p(ν_μ) − x(⟨r²_νℓ⟩ − ⟨r²_νμ⟩) (Vogel & Engel PRD 39, 3378; arXiv:1810.05606 Sec. 2)."""
+    from cevns.interactions.electromagnetic import SM_CHARGE_RADII_1E32_CM2, charge_radius_shift
+
+    gu = C.RHO_NU_N * (0.5 - 4.0 / 3.0 * C.KAPPA_NU_N * C.SIN2_THETA_W_MZ) + C.LAMBDA_UL + C.LAMBDA_UR
+    gd = C.RHO_NU_N * (-0.5 + 2.0 / 3.0 * C.KAPPA_NU_N * C.SIN2_THETA_W_MZ) + C.LAMBDA_DL + C.LAMBDA_DR
+    gp_mu, gn = 2.0 * gu + gd, gu + 2.0 * gd
+    r2 = SM_CHARGE_RADII_1E32_CM2
+    return float(gp_mu - charge_radius_shift(r2[family] - r2["mu"])), float(gn)
+
+
+def nucleon_couplings(flavour: str = "numu", sin2_theta_w: float | None = None,
+                      scheme: str = DEFAULT_SCHEME) -> tuple[float, float]:
     """Vector couplings (g_V^p, g_V^n) of a neutrino of ``flavour`` to protons and neutrons.
 
-    scheme 'pdg': PDG 2024 §10 values with radiative corrections, g_V^p = 0.0229, g_V^n = −0.5117 (Erler & Su,
-    arXiv:1303.5522), flavour independent. A different sin²θ_W shifts g_V^p by its tree-level derivative,
-    g_V^p(s²) = g_V^p(s²₀) − 2 (s² − s²₀) (tree level g_V^p = 1/2 − 2 s², arXiv:1708.01294 Eq. (1)); g_V^n is fixed.
-    scheme 'charge_radius': flavour-dependent g_V^p including the ν charge radius (arXiv:2005.01645 Sec. II), ν_e, ν_μ only.
-    scheme 'tree': g_V^p = 1/2 − 2 s², g_V^n = −1/2.
+    scheme 'one_loop' (default): radiatively corrected and flavour dependent through the SM neutrino charge radii,
+    PDG 2024 §10 Eqs. (10.32)-(10.33) (Erler & Su, arXiv:1303.5522): g_V^p = 0.0388 (ν_e), 0.0305 (ν_μ), 0.0262 (ν_τ),
+    g_V^n = −0.5120; antineutrinos as their neutrinos (the charge radius and the vector amplitude flip together).
+    A different low-energy weak mixing angle shifts g_V^p by −2ρ_νN (s² − s²₀).
+    scheme 'tree': g_V^p = 1/2 − 2 s², g_V^n = −1/2 (arXiv:1708.01294 Eq. (1); the COHERENT papers' convention).
+    scheme 'charge_radius': the ν_e, ν_μ values of Cadeddu et al. (arXiv:2005.01645 Sec. II), g_V^p shifted by −2Δs².
     """
     check_flavour(flavour)
     s2 = C.SIN2_THETA_W_0 if sin2_theta_w is None else float(sin2_theta_w)
     if not (math.isfinite(s2) and 0.0 <= s2 <= 1.0):
         raise PhysicsDomainError(f"sin2_theta_w must be in [0, 1], got {sin2_theta_w!r}")
     base = flavour.removesuffix("bar")
-    if scheme == "pdg":
-        return C.G_V_PROTON_PDG - 2.0 * (s2 - C.SIN2_THETA_W_0), C.G_V_NEUTRON_PDG
+    if scheme == "one_loop":
+        gp, gn = _one_loop(base.removeprefix("nu"))
+        return gp - 2.0 * C.RHO_NU_N * (s2 - C.SIN2_THETA_W_0), gn
+    if scheme == "tree":
+        return 0.5 - 2.0 * s2, -0.5
     if scheme == "charge_radius":
         if base not in C.G_V_PROTON_CR:
             raise UnknownNameError("flavour for the charge_radius scheme", flavour, ["nue", "numu", "nuebar", "numubar"])
         return C.G_V_PROTON_CR[base] - 2.0 * (s2 - C.SIN2_THETA_W_0), C.G_V_NEUTRON_CR
-    if scheme == "tree":
-        return 0.5 - 2.0 * s2, -0.5
-    raise UnknownNameError("coupling scheme", scheme, ["pdg", "charge_radius", "tree"])
+    raise UnknownNameError("coupling scheme", scheme, COUPLING_SCHEMES)
+
+
+def sin2_slope(scheme: str = DEFAULT_SCHEME) -> float:
+    """dg_V^p/d sin²θ_W of a coupling scheme (−2ρ_νN at one loop, −2 otherwise); g_V^n does not depend on it."""
+    if scheme not in COUPLING_SCHEMES:
+        raise UnknownNameError("coupling scheme", scheme, COUPLING_SCHEMES)
+    return -2.0 * C.RHO_NU_N if scheme == "one_loop" else -2.0
 
 
 def nucleon_form_factors(T_MeV, iso: Isotope | str, form_factor_model: str = "helm", r_p_fm: float | None = None,
@@ -104,7 +129,7 @@ def nucleon_form_factors(T_MeV, iso: Isotope | str, form_factor_model: str = "he
 
 def weak_charge(T_MeV, iso: Isotope | str, flavour: str = "numu", *, sin2_theta_w: float | None = None,
                 form_factor_model: str = "helm", r_p_fm: float | None = None, r_n_fm: float | None = None,
-                scheme: str = "pdg"):
+                scheme: str = DEFAULT_SCHEME):
     """Z g_V^p F_p(q) + N g_V^n F_n(q) at recoil T [MeV] (dimensionless; ≈ −N/2 at q → 0).
 
     Proton and neutron rms radii default to the Lewin–Smith Helm radius of the nucleus (arXiv: Lewin & Smith 1996);

@@ -31,11 +31,13 @@ import numpy as np
 from cevns import constants as C
 from cevns.errors import PhysicsDomainError
 from cevns.interactions.cevns import nucleon_form_factors, t_max
+from cevns.interactions.process import Process
 from cevns.targets.isotopes import Isotope, isotope as lookup_isotope
 
 __all__ = ["MU_NU_UNIT_MUB", "CHARGE_RADIUS_UNIT_CM2", "MAGNETIC_PREFACTOR_CM2", "CHARGE_RADIUS_COEFF",
            "magnetic_kernel", "electron_magnetic_kernel", "magnetic_weight", "dsigma_dT_magnetic",
-           "dsigma_dT_magnetic_electron", "charge_radius_shift", "SM_CHARGE_RADII_1E32_CM2"]
+           "dsigma_dT_magnetic_electron", "charge_radius_shift", "SM_CHARGE_RADII_1E32_CM2", "MAGNETIC_PARAMS",
+           "CHARGE_RADIUS_PARAMS", "CHARGE_RADIUS_PROCESS", "MAGNETIC_PROCESS"]
 
 #: unit of the magnetic-moment parameters mu_nu_e, mu_nu_mu: 10⁻¹⁰ Bohr magnetons
 MU_NU_UNIT_MUB = 1e-10
@@ -117,3 +119,55 @@ def charge_radius_shift(r2_1e32_cm2) -> np.ndarray:
     if not np.all(np.isfinite(r2)):
         raise PhysicsDomainError("neutrino charge radius must be finite [10^-32 cm^2]")
     return CHARGE_RADIUS_COEFF * r2
+
+
+# ---- the processes (see cevns.interactions.process) ----------------------------------------------------------
+#: parameter names of the magnetic moment and charge radius per lepton family (no ν_τ parameters)
+MAGNETIC_PARAMS = {"e": "mu_nu_e", "mu": "mu_nu_mu"}
+CHARGE_RADIUS_PARAMS = {"e": "chr_nu_e", "mu": "chr_nu_mu"}
+
+
+def _family_value(phys: dict, table: dict, family: str, P: int) -> np.ndarray:
+    from cevns.interactions.parameters import value
+
+    return value(phys, table[family], P) if family in table else np.zeros(P)
+
+
+def _charge_radius_amplitude(st, phys: dict, P: int):
+    """−x(⟨r²⟩) Z F_p: the charge radius shifts g_V^p by −x (arXiv:1810.05606 Sec. 2)."""
+    name = CHARGE_RADIUS_PARAMS.get(st.ctx.species.family)
+    if name is None or name not in phys:
+        return None
+    return -charge_radius_shift(_family_value(phys, CHARGE_RADIUS_PARAMS, st.ctx.species.family, P))[:, None] * st.ctx.ZFp
+
+
+def _charge_radius_electron(ec, phys: dict, P: int):
+    """+x(⟨r²⟩): the charge radius shifts g_V^e by +x (Vogel & Engel PRD 39, 3378)."""
+    name = CHARGE_RADIUS_PARAMS.get(ec.species.family)
+    if name is None or name not in phys:
+        return None
+    return charge_radius_shift(_family_value(phys, CHARGE_RADIUS_PARAMS, ec.species.family, P))[:, None]
+
+
+def _magnetic_nuclear(st, phys: dict, P: int):
+    """{'magnetic': (μ_ν/10⁻¹⁰ μ_B)² Z² F_p²} (arXiv:1505.03202 Sec. II); zero for ν_τ (no parameter)."""
+    mu = _family_value(phys, MAGNETIC_PARAMS, st.ctx.species.family, P)
+    return {"magnetic": (mu * mu)[:, None] * (st.ctx.ZFp * st.ctx.ZFp)[None, :]}
+
+
+def _magnetic_electron(ec, phys: dict, P: int):
+    """{'e_magnetic': (μ_ν/10⁻¹⁰ μ_B)² Z_eff(T)} per atom (Vogel & Engel PRD 39, 3378)."""
+    mu = _family_value(phys, MAGNETIC_PARAMS, ec.species.family, P)
+    return {"e_magnetic": (mu * mu)[:, None] * ec.zeff[None, :]}
+
+
+#: neutrino charge radius on top of the SM one: shifts g_V^p (−x) and g_V^e (+x)
+CHARGE_RADIUS_PROCESS = Process("charge_radius", tuple(CHARGE_RADIUS_PARAMS.values()),
+                                "neutrino charge radius (shift of the vector couplings)",
+                                amplitude=_charge_radius_amplitude, electron_shift=_charge_radius_electron)
+#: neutrino magnetic moment: incoherent 1/T terms on nuclei and electrons
+MAGNETIC_PROCESS = Process("magnetic_moment", tuple(MAGNETIC_PARAMS.values()), "neutrino magnetic moment",
+                           incoherent=_magnetic_nuclear, incoherent_kernels=("magnetic",),
+                           kernels={"magnetic": magnetic_kernel},
+                           electron_incoherent=_magnetic_electron, electron_incoherent_kernels=("e_magnetic",),
+                           electron_kernels={"e_magnetic": electron_magnetic_kernel})

@@ -32,10 +32,11 @@ from cevns import constants as C
 from cevns.errors import PhysicsDomainError, UnknownNameError
 from cevns.interactions.cevns import t_max
 from cevns.interactions.nsi import quark_coefficients
+from cevns.interactions.process import Process
 
 __all__ = ["VectorCharges", "VECTOR_MODELS", "vector_epsilon", "contact_nsi", "zprime_charge_shift",
            "scalar_kernel", "electron_scalar_kernel", "scalar_nuclear_charge", "scalar_weight",
-           "SCALAR_PER_NUCLEON", "SCALAR_PER_PROTON"]
+           "SCALAR_PER_NUCLEON", "SCALAR_PER_PROTON", "VECTOR_MEDIATOR_PROCESS", "SCALAR_MEDIATOR_PROCESS"]
 
 
 @dataclass(frozen=True)
@@ -135,3 +136,61 @@ def scalar_weight(g, m_MeV, T_MeV, M_MeV: float, charge) -> np.ndarray:
     den = 2.0 * M_MeV * T[None, :] + (m * m)[:, None]
     q = np.asarray(charge, float)  # scalar, (nodes,) or (P, nodes): broadcasts against (P, nodes)
     return (g**4)[:, None] * (q * q) / (2.0 * C.G_FERMI_MeV2**2 * den * den)
+
+
+# ---- the processes (see cevns.interactions.process) ----------------------------------------------------------
+_VECTOR_COUPLINGS = (("g_zprime", "universal"), ("g_zprime_BL", "B-L"))
+
+
+def _vector_amplitude(st, phys: dict, P: int):
+    """ε^u(q²) c_u + ε^d(q²) c_d for each vector coupling present (arXiv:1708.04255 Sec. 2), interfering with Q_W."""
+    from cevns.interactions.parameters import value
+
+    out = None
+    for gname, model in _VECTOR_COUPLINGS:
+        if gname in phys:
+            eps = vector_epsilon(value(phys, gname, P), value(phys, "m_zprime_MeV", P), st.ctx.q2, model)
+            d = eps["u"] * st.cu + eps["d"] * st.cd
+            out = d if out is None else out + d
+    return out
+
+
+def _vector_electron(ec, phys: dict, P: int):
+    """ε^e(q² = 2 m_e T): shift of g_V^e (arXiv:1604.01025 Sec. 2)."""
+    from cevns.interactions.parameters import value
+
+    out = None
+    for gname, model in _VECTOR_COUPLINGS:
+        if gname in phys:
+            d = vector_epsilon(value(phys, gname, P), value(phys, "m_zprime_MeV", P), ec.q2, model)["e"]
+            out = d if out is None else out + d
+    return out
+
+
+def _scalar_nuclear(st, phys: dict, P: int):
+    """{'scalar': g⁴ Q_S²/(2G_F²(2MT + m²)²)}, Q_S = 14(Z F_p + N F_n) + 1.1 Z F_p (arXiv:1604.01025 Sec. 2, Table IV)."""
+    from cevns.interactions.parameters import value
+
+    qs = SCALAR_PER_NUCLEON * (st.ctx.ZFp[None, :] + st.NFn) + SCALAR_PER_PROTON * st.ctx.ZFp[None, :]
+    return {"scalar": scalar_weight(value(phys, "g_scalar", P), value(phys, "m_scalar_MeV", P), st.ctx.T_MeV,
+                                    st.ctx.iso.mass_MeV, qs)}
+
+
+def _scalar_electron(ec, phys: dict, P: int):
+    """{'e_scalar': Z_eff g⁴/(2G_F²(2 m_e T + m²)²)} per atom (arXiv:1604.01025 Sec. 2)."""
+    from cevns.interactions.parameters import value
+
+    return {"e_scalar": ec.zeff[None, :] * scalar_weight(value(phys, "g_scalar", P), value(phys, "m_scalar_MeV", P),
+                                                         ec.T_MeV, C.M_ELECTRON, 1.0)}
+
+
+#: light vector mediators (universal and B−L couplings share the mass m_zprime_MeV)
+VECTOR_MEDIATOR_PROCESS = Process("vector_mediator", ("g_zprime", "g_zprime_BL", "m_zprime_MeV"),
+                                  "light vector Z' exchange interfering with the SM (universal or B-L charges)",
+                                  amplitude=_vector_amplitude, electron_shift=_vector_electron)
+#: light universal scalar mediator: incoherent
+SCALAR_MEDIATOR_PROCESS = Process("scalar_mediator", ("g_scalar", "m_scalar_MeV"), "light universal scalar exchange",
+                                  incoherent=_scalar_nuclear, incoherent_kernels=("scalar",),
+                                  kernels={"scalar": scalar_kernel}, electron_incoherent=_scalar_electron,
+                                  electron_incoherent_kernels=("e_scalar",),
+                                  electron_kernels={"e_scalar": electron_scalar_kernel})

@@ -25,10 +25,11 @@ import numpy as np
 
 from cevns.errors import PhysicsDomainError, UnknownNameError
 from cevns.interactions.cevns import check_flavour, nucleon_couplings, nucleon_form_factors
+from cevns.interactions.process import Process
 from cevns.targets.isotopes import Isotope, isotope as lookup_isotope
 
 __all__ = ["FAMILIES", "PAIRS", "flavour_family", "nsi_param_name", "NSI_PARAM_NAMES", "pairs_for_family",
-           "quark_coefficients", "NSICoefficients", "nsi_coefficients", "nsi_charge_squared", "nsi_qw2"]
+           "quark_coefficients", "NSICoefficients", "nsi_coefficients", "nsi_charge_squared", "nsi_qw2", "NSI_PROCESS"]
 
 #: lepton families of the incoming neutrino
 FAMILIES = ("e", "mu", "tau")
@@ -109,7 +110,7 @@ class NSICoefficients:
 
 def nsi_coefficients(T_MeV, iso: Isotope | str, flavour: str = "numu", *, sin2_theta_w: float | None = None,
                      form_factor_model: str = "helm", r_p_fm: float | None = None, r_n_fm: float | None = None,
-                     scheme: str = "pdg") -> NSICoefficients:
+                     scheme: str = "one_loop") -> NSICoefficients:
     """Coefficients (q_SM, c_u, c_d) on recoil nodes T [MeV] for incoming ``flavour`` (arXiv:hep-ph/0508299 Sec. 2).
     q_SM = Z g_V^p F_p + N g_V^n F_n is exactly :func:`cevns.interactions.cevns.weak_charge`."""
     iso = lookup_isotope(iso)
@@ -149,3 +150,32 @@ def nsi_qw2(T_MeV, iso: Isotope | str, flavour: str, eps: dict, **charge_kwargs)
     """Effective Q_W² (P, nodes) with vector NSI at recoils T [MeV] (arXiv:hep-ph/0508299 Sec. 2); multiply by
     :func:`cevns.interactions.cevns.kinematic_kernel` for dσ/dT. ``charge_kwargs`` go to :func:`nsi_coefficients`."""
     return nsi_charge_squared(nsi_coefficients(T_MeV, iso, flavour, **charge_kwargs), eps)
+
+
+# ---- the process (see cevns.interactions.process) ------------------------------------------------------------
+def _nsi_amplitude(st, phys: dict, P: int):
+    """c_u ε_αα^u + c_d ε_αα^d: the flavour-diagonal NSI added to the weak charge (arXiv:hep-ph/0508299 Sec. 2)."""
+    from cevns.interactions.parameters import value
+
+    diag, _ = pairs_for_family(st.ctx.species.family)
+    return st.cu * value(phys, f"eps_{diag}_uV", P)[:, None] + st.cd * value(phys, f"eps_{diag}_dV", P)[:, None]
+
+
+def _nsi_incoherent(st, phys: dict, P: int):
+    """Σ_{β≠α} (c_u ε_αβ^u + c_d ε_αβ^d)²: flavour-changing NSI, added to the weight of the 'sm' kernel without
+    interference (arXiv:hep-ph/0508299 Sec. 2)."""
+    from cevns.interactions.parameters import value
+
+    _, off = pairs_for_family(st.ctx.species.family)
+    out = None
+    for pair in off:
+        eu, ed = f"eps_{pair}_uV", f"eps_{pair}_dV"
+        if eu in phys or ed in phys:
+            a = st.cu * value(phys, eu, P)[:, None] + st.cd * value(phys, ed, P)[:, None]
+            out = a * a if out is None else out + a * a
+    return {} if out is None else {"sm": out}
+
+
+#: vector NSI: the diagonal ε shift the weak charge, the flavour-changing ones add in quadrature
+NSI_PROCESS = Process("nsi", NSI_PARAM_NAMES, "vector non-standard interactions with u and d quarks",
+                      amplitude=_nsi_amplitude, incoherent=_nsi_incoherent, incoherent_kernels=("sm",))

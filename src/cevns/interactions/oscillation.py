@@ -24,9 +24,10 @@ import numpy as np
 
 from cevns.errors import PhysicsDomainError, UnknownNameError
 from cevns.interactions.cevns import check_flavour
+from cevns.interactions.process import Process
 
 __all__ = ["OSC_PHASE_CONST", "K_OSC", "MODES", "sin2_average", "mean_sin2", "amplitude", "sterile_amplitude",
-           "survival_probability", "active_probability", "sin2_kernel", "flux_weight"]
+           "survival_probability", "active_probability", "sin2_kernel", "flux_weight", "STERILE_PROCESS"]
 
 #: Δ = OSC_PHASE_CONST · Δm²[eV²] · L[m] / E[MeV] = Δm² L/(4E) in natural units: 1/(4 ħc) with ħc = 0.1973269804 eV µm
 #: (the "1.267" of PDG 2024 §14)
@@ -111,3 +112,18 @@ def flux_weight(dm2_eV2: float, Ue4_sq: float, Umu4_sq: float, L_m: float, dL_m:
         return 1.0 - amplitude(flavour, Ue4_sq, Umu4_sq, mode) * sin2_average(dm2_eV2, E_MeV, L_m, dL_m)
 
     return weight
+
+
+# ---- the process (see cevns.interactions.process) ------------------------------------------------------------
+def _sterile_flux(phys: dict, species, P: int):
+    """(A (P,), Δm² (P,)): ν_α → ν_s removes A⟨sin²Δ⟩ of the flux seen by a neutral-current process (mode 'nc')."""
+    from cevns.interactions.parameters import value
+
+    A = amplitude(species.name, value(phys, "Ue4_sq", P), value(phys, "Umu4_sq", P), "nc")
+    return np.broadcast_to(A, (P,)), value(phys, "dm2_41_eV2", P)
+
+
+#: 3+1 sterile oscillation: a flux modifier, R = R_SM − A(U) R_osc(Δm²)
+STERILE_PROCESS = Process("sterile_oscillation", ("dm2_41_eV2", "Ue4_sq", "Umu4_sq"),
+                          "3+1 sterile-neutrino oscillation between source and detector (acts on the flux)",
+                          flux=_sterile_flux)

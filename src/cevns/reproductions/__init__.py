@@ -1,7 +1,8 @@
-"""Reproductions of published results: a registry of name -> function returning a :class:`Reproduction`.
+"""Reproductions of published analyses: re-run on the shipped releases, ours beside the published numbers.
 
-A reproduction carries a table (ours beside published), the JSON payload (float keys fixed by the CLI contract),
-and a plotting callback. Experiments register theirs with :func:`register`.
+A reproduction is a function returning a :class:`Reproduction`: a table (ours beside published, the published
+column read from the experiment spec's ``published`` block), the JSON payload, and a plotting callback. They live
+apart from the experiments: an experiment is a spec; a reproduction is an analysis of one or more of them.
 """
 from __future__ import annotations
 
@@ -33,6 +34,10 @@ class Reproduction:
     results: dict  # JSON payload: floats under the contract keys, plus anything else useful
     plot: Callable[[Path], list[Path]] | None = None
     notes: list[str] = field(default_factory=list)
+    #: reproductions this one ran on the way (e.g. the single-experiment ones of a combination), by name
+    parts: dict = field(default_factory=dict)
+    #: the analysis objects behind the table (fit results, profiles), for tests and notebooks; not written to JSON
+    details: dict = field(default_factory=dict)
 
     def table(self) -> str:
         w0 = max(len(r.quantity) for r in self.rows)
@@ -63,10 +68,10 @@ class Reproduction:
 
 #: name -> "module:function" (lazy import, so a missing optional part does not break the CLI)
 REPRODUCTIONS: dict[str, str] = {
-    "coherent-combined": "cevns.experiments.repro_combined:reproduce",
-    "coherent-csi-2017": "cevns.experiments.repro_csi2017:reproduce",
-    "coherent-csi-2021": "cevns.experiments.repro_csi2021:reproduce",
-    "coherent-ar-2020": "cevns.experiments.repro_ar2020:reproduce",
+    "coherent-combined": "cevns.reproductions.coherent_combined:reproduce",
+    "coherent-csi-2017": "cevns.reproductions.coherent_csi_2017:reproduce",
+    "coherent-csi-2021": "cevns.reproductions.coherent_csi_2021:reproduce",
+    "coherent-ar-2020": "cevns.reproductions.coherent_ar_2020:reproduce",
 }
 
 

@@ -27,10 +27,11 @@ import numpy as np
 from cevns.errors import DataError
 from cevns.experiments.registry import load_experiment
 from cevns.experiments.releases import read_table
-from cevns.experiments.reproduction import Reproduction, Row
 from cevns.inference import fit, interval_from_profile, profile_scan, significance_from_delta_chi2
+from cevns.reproductions import Reproduction, Row
 
-__all__ = ["reproduce", "run_fits", "engine_comparison", "released_projections", "closure", "PROJECTION_FILES"]
+__all__ = ["reproduce", "run_fits", "engine_comparison", "released_projections", "closure", "PROJECTION_FILES",
+           "released_best_fit", "shape_systematics"]
 
 #: released 1-D projections (OneDProjections/, columns: centre, SS-subtracted data, stat. error, CEvNS, BRN, CEvNS+BRN,
 #: syst. low, syst. high) per axis of the spec
@@ -40,13 +41,33 @@ PROJECTION_FILES = {"energy_keVee": "Data/OneDProjections/energydata1d.txt",
 PROJECTION_COLUMNS = ("centre", "data_ss_subtracted", "data_stat_err", "cevns", "brn", "cevns_plus_brn", "syst_low", "syst_high")
 
 
+def released_best_fit(exp) -> dict[str, np.ndarray]:
+    """Every released template scaled to the release's best-fit count (the ``best_fit`` of the spec)."""
+    out = {"cevns": exp.signal.nominal * (exp.spec["signal"]["best_fit"] / exp.signal.nominal.sum())}
+    for n, b in exp.backgrounds.items():
+        out[n] = b.nominal * (b.sec["best_fit"] / b.nominal.sum())
+    return out
+
+
+def shape_systematics(exp) -> list[dict]:
+    """The histosys variants of the signal and backgrounds: name, sample, two-sidedness, released totals."""
+    out = []
+    for sample, hs in [("cevns", exp.signal.histosys)] + [(n, getattr(b, "histosys", [])) for n, b in exp.backgrounds.items()]:
+        for name, _, totals in hs:
+            out.append({"name": name, "component": sample, "two_sided": totals["minus"] is not None,
+                        "released_totals": totals})
+    return out
+
+
 def released_projections(exp) -> dict[str, dict[str, np.ndarray]]:
     """The release's 1-D projections (Fig. 4 of arXiv:2003.10630) per axis name, columns of ``PROJECTION_COLUMNS``."""
     out = {}
-    for k, axis in enumerate(exp.axis_names):
+    b = exp.binning
+    for k, axis in enumerate(b.names):
         fname = PROJECTION_FILES[axis]
-        arr = read_table(exp._file(fname), ncols=len(PROJECTION_COLUMNS), rows=exp.shape[k])
-        centres = 0.5 * (exp.edges[k][:-1] + exp.edges[k][1:])
+        edges = b.axes[k]["edges"]
+        arr = read_table(exp.file(fname), ncols=len(PROJECTION_COLUMNS), rows=b.shape[k])
+        centres = 0.5 * (edges[:-1] + edges[1:])
         if not np.allclose(arr[:, 0], centres, atol=1e-6 * max(1.0, abs(centres).max())):
             raise DataError(f"{fname}: bin centres {arr[:, 0]} differ from the spec's axis {axis!r} {centres}")
         out[axis] = {c: arr[:, i] for i, c in enumerate(PROJECTION_COLUMNS)}
@@ -58,13 +79,14 @@ def closure(exp) -> dict:
     1-D projections: per-axis arrays and the largest absolute / relative deviations (CEvNS, BRN = prompt + delayed,
     SS-subtracted data, and the data statistical error √(N + SS/5) of the companion Sec. 2.4)."""
     proj = released_projections(exp)
-    bf = exp.released_best_fit()
+    bf = released_best_fit(exp)
+    obs = exp.observed_full
     out = {"axes": {}, "max_abs_dev": 0.0}
     for axis, p in proj.items():
         ours = {"cevns": exp.projection(bf["cevns"], axis),
                 "brn": exp.projection(bf["brn_prompt"] + bf["brn_delayed"], axis),
-                "data_ss_subtracted": exp.projection(exp.observed - bf["steady_state"], axis),
-                "data_stat_err": np.sqrt(exp.projection(exp.observed + bf["steady_state"] / 5.0, axis))}
+                "data_ss_subtracted": exp.projection(obs - bf["steady_state"], axis),
+                "data_stat_err": np.sqrt(exp.projection(obs + bf["steady_state"] / 5.0, axis))}
         ours["cevns_plus_brn"] = ours["cevns"] + ours["brn"]
         dev = {k: ours[k] - p[k] for k in ours}
         out["axes"][axis] = {"ours": ours, "released": p, "dev": dev}
@@ -75,31 +97,46 @@ def closure(exp) -> dict:
 def engine_comparison(exp, fit_pulse: bool = True) -> dict:
     """Our SM CEvNS prediction (energy × time, F90 summed) against the released CEvNS PDF: totals, projections,
     ratios, and the Gaussian pulse (mean, σ) that best reproduces the released time projection's shape."""
-    eng = exp.engine
-    ours = eng.energy_time()
-    rel = exp.nominal[exp.signal]
-    ea, ta = exp.axis_names[exp.engine_axes[0]], exp.axis_names[exp.engine_axes[1]]
+    eng = exp.signal.engine
+    ours = eng.energy_time()[0]
+    rel = exp.signal.nominal
+    ea, ta = exp.binning.axis_index("energy"), exp.binning.axis_index("time")
     rel_e, rel_t = exp.projection(rel, ea), exp.projection(rel, ta)
+    per_species = eng.energy_time(groups=[[s] for s in exp.source.source.species], by_group=True)[0]
+    unc = exp.prediction_uncertainty()
+    engine_unc = {k: unc[k] for k in ("sns_flux_norm", "mass", "quenching_a", "quenching_b")}
+    engine_unc["total"] = float(np.sqrt(sum(v * v for v in engine_unc.values())))
     out = {"ours_total": float(ours.sum()), "released_total": float(rel.sum()),
            "ours_energy": ours.sum(axis=1), "released_energy": rel_e,
            "ours_time": ours.sum(axis=0), "released_time": rel_t,
-           "uncertainty": eng.uncertainty(), "shape_change_sin2": eng.shape_change(),
-           "flavour_counts": {f: float(v.sum() * eng.time_pdf(f).sum()) for f, v in eng.energy_spectra().items()}}
+           "uncertainty": engine_unc, "shape_change_sin2": shape_change(eng),
+           "flavour_counts": {s: float(v.sum()) for s, v in zip(exp.source.source.species, per_species)}}
     if fit_pulse:
         from scipy.optimize import minimize
 
         target = rel_t / rel_t.sum()
+        tm = exp.source.timing
 
         def chi(p):
             if p[1] <= 0.01:
                 return 1e9
-            t = eng.energy_time(mean_us=p[0], sigma_us=p[1]).sum(axis=0)
+            t = eng.energy_time(mean_us=p[0], sigma_us=p[1])[0].sum(axis=0)
             return float(np.sum((t / t.sum() - target) ** 2 / target))
 
-        r = minimize(chi, [eng.pulse_mean_us, eng.pulse_sigma_us], method="Nelder-Mead",
-                     options={"xatol": 1e-4, "fatol": 1e-10})
+        r = minimize(chi, [tm.mean_us, tm.sigma_us], method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-10})
         out["effective_pulse_us"] = (float(r.x[0]), float(r.x[1]))
-        out["ours_time_effective_pulse"] = eng.energy_time(mean_us=r.x[0], sigma_us=r.x[1]).sum(axis=0)
+        out["ours_time_effective_pulse"] = eng.energy_time(mean_us=r.x[0], sigma_us=r.x[1])[0].sum(axis=0)
+    return out
+
+
+def shape_change(eng, s2_values=(0.18, 0.30)) -> float:
+    """Largest change of our normalised (energy × time) prediction between sin²θ_W values: max |p(s²) − p(s²₀)|/max p."""
+    p0 = eng.energy_time()[0]
+    p0 = p0 / p0.sum()
+    out = 0.0
+    for s2 in s2_values:
+        p = eng.energy_time({"sin2_theta_w": s2})[0]
+        out = max(out, float(np.max(np.abs(p / p.sum() - p0)) / p0.max()))
     return out
 
 
@@ -107,8 +144,9 @@ def run_fits(exp, progress: bool = False) -> dict:
     """Every fit of the reproduction; returns FitResults, profiles and derived numbers."""
     out = {}
     lik = exp.likelihood("counts")
-    poi = exp.poi_name
-    shapes = {p.name: 0.0 for p in exp.nuisance_parameters() if p.name[len(exp.prefix):] in {s["name"] for s in exp.systematics}}
+    poi = "n_cevns"
+    systs = shape_systematics(exp)
+    shapes = {s["name"]: 0.0 for s in systs}
     best = fit(lik)
     null = fit(lik, start=best.values, fixed={poi: 0.0})
     stat = fit(lik, fixed=shapes)
@@ -124,8 +162,8 @@ def run_fits(exp, progress: bool = False) -> dict:
     out.update(n_grid=grid, n_dchi2=d, n_interval=interval_from_profile(grid, d))
     # companion recipe: alternative fits with each variant file
     alt = {}
-    for s in exp.systematics:
-        name = exp.prefix + s["name"]
+    for s in systs:
+        name = s["name"]
         shifts = []
         for v in ((1.0, -1.0) if s["two_sided"] else (1.0,)):
             r = fit(lik, start=stat.values, fixed=dict(shapes, **{name: v}), hesse=False)
@@ -154,12 +192,12 @@ def run_fits(exp, progress: bool = False) -> dict:
 
 def reproduce(progress: bool = False, exp=None) -> Reproduction:
     exp = exp or load_experiment("coherent-ar-2020")
-    pub = exp.spec["published"]
-    cs = {c["name"]: c for c in exp.spec["components"]}
+    pub = exp.published
+    cs = {n: b.sec for n, b in exp.backgrounds.items()}
     cmp_ = engine_comparison(exp)
     clo = closure(exp)
     res = run_fits(exp, progress)
-    poi = exp.poi_name
+    poi = "n_cevns"
     best, stat = res["best"], res["stat"]
     n_fit, n_err = best.values[poi], best.errors[poi]
     lo_n, hi_n = res["n_interval"]
@@ -173,8 +211,8 @@ def reproduce(progress: bool = False, exp=None) -> Reproduction:
     mean_eff, sig_eff = cmp_["effective_pulse_us"]
     pub_stat, pub_syst = pub["fitted_cevns_err_stat"], pub["fitted_cevns_err_syst"]
     pub_tot = float(np.hypot(pub_stat, pub_syst))
-    bgn = {n: stat.values[f"{exp.prefix}{n}_norm"] * cs[n]["prediction"] for n in exp.backgrounds}
-    bge = {n: stat.errors[f"{exp.prefix}{n}_norm"] * cs[n]["prediction"] for n in exp.backgrounds}
+    bgn = {n: stat.values[f"ar20_{n}_norm"] * cs[n]["prediction"] for n in exp.backgrounds}
+    bge = {n: stat.errors[f"ar20_{n}_norm"] * cs[n]["prediction"] for n in exp.backgrounds}
     oe, re_ = cmp_["ours_energy"], cmp_["released_energy"]
     ot, rt = cmp_["ours_time"], cmp_["released_time"]
     shape_t = (ot / ot.sum()) / (rt / rt.sum())
@@ -215,7 +253,7 @@ def reproduce(progress: bool = False, exp=None) -> Reproduction:
     notes = [
         "alternative fits (companion Table 3), ΔN_CEvNS [Δχ²]: " + "; ".join(
             f"{k} " + ", ".join(f"{v:+.0f}σ {dn:+.1f} [{dc:+.1f}]" for v, dn, dc in shifts) for k, shifts in alt.items()),
-        f"our prediction uncertainty: flux {100 * unc['flux']:.0f} %, mass {100 * unc['mass']:.1f} %, QF a "
+        f"our prediction uncertainty: flux {100 * unc['sns_flux_norm']:.0f} %, mass {100 * unc['mass']:.1f} %, QF a "
         f"{100 * unc['quenching_a']:.1f} %, QF b {100 * unc['quenching_b']:.1f} % (the release's 13 % has more terms)",
         f"sin²θ_W enters as the ratio of our predicted counts; shape change between sin²θ_W = 0.18 and 0.30: "
         f"{cmp_['shape_change_sin2']:.1e} (zero with F_p = F_n)",
@@ -262,40 +300,44 @@ def reproduce(progress: bool = False, exp=None) -> Reproduction:
     def plot(outdir: Path) -> list[Path]:
         return make_plots(exp, res, cmp_, Path(outdir))
 
-    return Reproduction(exp.name, exp.spec["title"] + " — ours vs published", rows, results, plot, notes)
+    return Reproduction(exp.name, exp.title + " — ours vs published", rows, results, plot, notes,
+                        details={"fits": res, "engine_comparison": cmp_, "closure": clo})
 
 
 def make_plots(exp, res, cmp_, outdir: Path) -> list[Path]:
     from cevns.plotting import plt, projection_plot, save
 
-    lik, best = res["lik"], res["best"]
-    comps = exp.components_at(lik.x_from(best.values), "counts")
+    best = res["best"]
+    comps = exp.components_at(best.values, "counts")
     ss = comps.pop("steady_state")
-    labels = {n: exp.comp_spec[n].get("label", n) for n in exp.component_names}
+    labels = exp.model("counts").info["labels"]
+    b = exp.binning
+    obs = exp.observed_full
     paths = []
-    for k, axis in enumerate(exp.axis_names):
-        data = exp.projection(exp.observed - ss, axis)
-        err = np.sqrt(exp.projection(exp.observed + ss / 5.0, axis))
+    for k, axis in enumerate(b.names):
+        data = exp.projection(obs - ss, axis)
+        err = np.sqrt(exp.projection(obs + ss / 5.0, axis))
         proj = {labels[n]: exp.projection(v, axis) for n, v in comps.items()}
-        fig = projection_plot(exp.edges[k], data, err, proj, exp.axis_labels[k],
+        fig = projection_plot(b.axes[k]["edges"], data, err, proj, b.axes[k]["label"],
                               "CENNS-10 Analysis A: data − steady state, best fit (shape nuisances profiled)")
         paths.append(save(fig, outdir / f"ar2020_{axis}.png"))
     # our prediction vs the released CEvNS PDF
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    ke, kt = exp.engine_axes
+    ke, kt = b.axis_index("energy"), b.axis_index("time")
     for ax, k, o, rl in ((axes[0], ke, cmp_["ours_energy"], cmp_["released_energy"]),
                          (axes[1], kt, cmp_["ours_time"], cmp_["released_time"])):
-        ax.stairs(rl, exp.edges[k], color="k", lw=1.5, label=f"released CEvNS PDF ({rl.sum():.0f})")
-        ax.stairs(o, exp.edges[k], color="tab:red", lw=1.3, label=f"our engine ({o.sum():.0f})")
+        edges = b.axes[k]["edges"]
+        ax.stairs(rl, edges, color="k", lw=1.5, label=f"released CEvNS PDF ({rl.sum():.0f})")
+        ax.stairs(o, edges, color="tab:red", lw=1.3, label=f"our engine ({o.sum():.0f})")
         if k == kt:
             m, s = cmp_["effective_pulse_us"]
-            ax.stairs(cmp_["ours_time_effective_pulse"], exp.edges[k], color="tab:blue", ls="--", lw=1.0,
+            ax.stairs(cmp_["ours_time_effective_pulse"], edges, color="tab:blue", ls="--", lw=1.0,
                       label=f"our engine, pulse {1e3 * m:.0f} ± {1e3 * s:.0f} ns")
         if k == ke:
             nz = np.nonzero(np.maximum(o, rl) > 1e-3 * rl.max())[0]
-            ax.set_xlim(exp.edges[k][0], exp.edges[k][min(nz[-1] + 2, len(exp.edges[k]) - 1)])
-        ax.set_xlabel(exp.axis_labels[k])
-        ax.set_ylabel("CEvNS events / bin (6.12 GW·h)")
+            ax.set_xlim(edges[0], edges[min(nz[-1] + 2, len(edges) - 1)])
+        ax.set_xlabel(b.axes[k]["label"])
+        ax.set_ylabel(f"CEvNS events / bin ({exp.spec['source']['beam_energy_GWh']} GW·h)")
         ax.legend(fontsize=8, frameon=False)
     fig.suptitle("CENNS-10: our SM argon CEvNS prediction vs the released PDF (F90 summed)", fontsize=10)
     paths.append(save(fig, outdir / "ar2020_prediction_vs_release.png"))

@@ -4,7 +4,7 @@ Published: SM prediction 341 ± 11 (th) ± 42 (exp); fit 306 ± 20 CEvNS events;
 (165 +30 −25) × 10⁻⁴⁰ cm² (SM 189 × 10⁻⁴⁰ cm²); sin²θ_W = 0.220 +0.028 −0.026.
 
 Definitions used here:
-* fitted CEvNS count: the free normalisation ``n_cevns`` of the CEvNS template in the window (0 ≤ PE < 60,
+* fitted CEvNS count: the free count ``n_cevns`` of the CEvNS sample in the window (0 ≤ PE < 60,
   0 ≤ t_rec < 6 µs, efficiencies applied), all nuisances profiled;
 * significance: √Δχ² between the best fit and n_cevns = 0;
 * flux-averaged cross section: σ = (σ/σ_SM)̂ × ⟨σ⟩_SM with ⟨σ⟩_SM averaged over the three SNS flavours per nucleus
@@ -12,7 +12,8 @@ Definitions used here:
   σ/σ_SM = measured / predicted counts, i.e. the POI ``xsec_scale`` multiplying the predicted CEvNS template with
   the 10 % flux normalisation ``sns_flux_norm`` and every other nuisance profiled; the interval is Δχ² = 1 of its
   profile;
-* sin²θ_W: profile scan (100 points) of the likelihood with the CEvNS rate predicted from sin²θ_W, Δχ² = 1;
+* sin²θ_W: profile scan (100 points) of the likelihood with the CEvNS rate predicted from sin²θ_W (flux and the 3.2 %
+  form-factor normalisation profiled with the detector nuisances), Δχ² = 1;
 * ν_e and ν_μ cross sections: a fit with separate scales of the ν_e and ν_μ + ν̄_μ templates (the prompt/delayed
   timing separates them), times the SM flux-averaged cross section of each (ν_μ: ν_μ and ν̄_μ fluences together).
 """
@@ -23,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from cevns.experiments.registry import load_experiment
-from cevns.experiments.reproduction import Reproduction, Row
 from cevns.inference import fit, interval_from_profile, profile_scan, significance_from_delta_chi2
+from cevns.reproductions import Reproduction, Row
 
 __all__ = ["reproduce", "run_fits", "sin2_profile"]
 
@@ -64,12 +65,22 @@ def run_fits(exp, progress: bool = False) -> dict:
     return out
 
 
+def prior_counts(exp) -> dict[str, float]:
+    """Expected counts of every sample at the nominal parameters (signal: the SM prediction)."""
+    return {k: float(v.sum()) for k, v in exp.components_at({}, "counts").items()}
+
+
 def reproduce(progress: bool = False, exp=None) -> Reproduction:
     exp = exp or load_experiment("coherent-csi-2021")
-    pub = exp.spec["published"]
+    pub = exp.published
     n_sm = exp.sm_prediction()
-    unc = exp.sm_prediction_uncertainty()
+    unc = exp.prediction_uncertainty()
     res = run_fits(exp, progress)
+    prior = prior_counts(exp)
+    tm = exp.source.timing
+    lik0 = res["lik_counts"]
+    pm, ps = (lik0.parameters[lik0.index(n)].constraint for n in (tm.mean_parameter, tm.sigma_parameter))
+    n_ac = float(exp.data["anticoincidence"].sum())
     best, bx, bs, bf = res["best"], res["best_xsec"], res["best_sin2"], res["best_flavour"]
     n_fit, n_err = best.values["n_cevns"], best.errors["n_cevns"]
     sig_sm = exp.flux_averaged_xsec()
@@ -82,7 +93,7 @@ def reproduce(progress: bool = False, exp=None) -> Reproduction:
     sig_mu = exp.flux_averaged_xsec(["numu", "numubar"])
     re_, rmu = bf.values["xsec_scale_nue"], bf.values["xsec_scale_numu"]
     ndof = exp.observed.size - len(res["lik_counts"].parameters)
-    th, ex = unc["theory_form_factor"] * n_sm, unc["experimental"] * n_sm
+    th, ex = unc["theory"] * n_sm, unc["experimental"] * n_sm
     e40 = 1e-40
     rows = [
         Row("SM CEvNS prediction (0-60 PE, 0-6 us)", f"{n_sm:.0f} ± {th:.0f} (th) ± {ex:.0f} (exp)",
@@ -104,14 +115,12 @@ def reproduce(progress: bool = False, exp=None) -> Reproduction:
             f"SM {sig_e / e40:.0f}; corr(ν_e, ν_μ) from the 2-scale fit"),
         Row("σ(ν_μ + ν̄_μ) [1e-40 cm²]", f"{rmu * sig_mu / e40:.0f} ± {bf.errors['xsec_scale_numu'] * sig_mu / e40:.0f}", "",
             f"SM {sig_mu / e40:.0f}"),
-        Row("BRN events", f"{best.values['csi21_brn_norm'] * exp.brn_expected().sum():.1f}", "",
-            f"prior {exp.brn_expected().sum():.1f} ± 25 %"),
-        Row("NIN events", f"{best.values['csi21_nin_norm'] * exp.nin_expected().sum():.1f}", "",
-            f"prior {exp.nin_expected().sum():.1f} ± 35 %"),
-        Row("steady-state events", f"{best.values['csi21_ss_norm'] * exp.n_ac:.0f}", "", f"AC count {exp.n_ac:.0f}"),
+        Row("BRN events", f"{best.values['csi21_brn_norm'] * prior['brn']:.1f}", "", f"prior {prior['brn']:.1f} ± 25 %"),
+        Row("NIN events", f"{best.values['csi21_nin_norm'] * prior['nin']:.1f}", "", f"prior {prior['nin']:.1f} ± 35 %"),
+        Row("steady-state events", f"{best.values['csi21_ss_norm'] * n_ac:.0f}", "", f"AC count {n_ac:.0f}"),
         Row("proton-pulse mean / width [µs]",
-            f"{best.values['csi21_pulse_mean_us']:.3f} / {best.values['csi21_pulse_sigma_us']:.3f}", "",
-            f"prior from NIN shape {exp.pulse_mean0:.3f} ± {exp.pulse_mean_prior} / {exp.pulse_sigma0:.3f} ± {exp.pulse_sigma_prior}"),
+            f"{best.values[tm.mean_parameter]:.3f} / {best.values[tm.sigma_parameter]:.3f}", "",
+            f"prior from NIN shape {pm[0]:.3f} ± {pm[1]} / {ps[0]:.3f} ± {ps[1]}"),
     ]
     notes = [
         "SM uncertainty budget: " + ", ".join(f"{k} {100 * v:.1f} %" for k, v in unc.items()),
@@ -147,7 +156,7 @@ def reproduce(progress: bool = False, exp=None) -> Reproduction:
         "ndof": ndof,
         "best_fit": best.values,
         "best_fit_errors": best.errors,
-        "timing_calibration": exp.timing_calibration,
+        "timing_calibration": tm.calibration,
         "prediction_uncertainty_relative": unc,
         "sin2_profile": {"sin2_theta_w": res["sin2_values"].tolist(), "delta_chi2": res["sin2_dchi2"].tolist()},
         "published": pub,
@@ -156,7 +165,8 @@ def reproduce(progress: bool = False, exp=None) -> Reproduction:
     def plot(outdir: Path) -> list[Path]:
         return make_plots(exp, res, Path(outdir))
 
-    return Reproduction(exp.name, exp.spec["title"] + " — ours vs published", rows, results, plot, notes)
+    return Reproduction(exp.name, exp.title + " — ours vs published", rows, results, plot, notes,
+                        details={"fits": res, "prior_counts": prior, "uncertainty": unc})
 
 
 def _corr(lik, res) -> float:
@@ -173,25 +183,32 @@ def _corr(lik, res) -> float:
 def make_plots(exp, res, outdir: Path) -> list[Path]:
     from cevns.plotting import plt, projection_plot, save
 
-    lik, best = res["lik_counts"], res["best"]
-    comps = exp.components_at(lik.x_from(best.values))
-    ss = comps.pop("steady state")
-    resid = exp.observed - ss
-    err = np.sqrt(exp.observed + ss**2 / exp.n_ac)
+    best = res["best"]
+    comps = exp.components_at(best.values, "counts")
+    labels = exp.model("counts").info["labels"]
+    ss = comps.pop("steady_state")
+    comps = {labels[k]: v for k, v in comps.items()}
+    obs = exp.observed_full
+    n_ac = float(exp.data["anticoincidence"].sum())
+    resid = obs - ss
+    err = np.sqrt(obs + ss**2 / n_ac)
+    pe_edges, t_edges = exp.binning.edges("energy"), exp.binning.edges("time")
     title = "COHERENT CsI 2021: beam-on coincident minus steady state"
     paths = [
-        save(projection_plot(exp.pe_edges, resid.sum(1), np.sqrt((err**2).sum(1)), {k: v.sum(1) for k, v in comps.items()},
+        save(projection_plot(pe_edges, resid.sum(1), np.sqrt((err**2).sum(1)), {k: v.sum(1) for k, v in comps.items()},
                              "photoelectrons (PE)", title), outdir / "csi2021_pe.png"),
-        save(projection_plot(exp.t_edges, resid.sum(0), np.sqrt((err**2).sum(0)), {k: v.sum(0) for k, v in comps.items()},
+        save(projection_plot(t_edges, resid.sum(0), np.sqrt((err**2).sum(0)), {k: v.sum(0) for k, v in comps.items()},
                              "reconstructed time t_rec (µs)", title), outdir / "csi2021_time.png"),
     ]
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
     ax.plot(res["sin2_values"], res["sin2_dchi2"], color="k", label="CsI 2021 (this fit)")
     ax.axhline(1.0, color="tab:red", ls=":", lw=0.9, label="Δχ² = 1")
-    pub = exp.spec["published"]
+    pub = exp.published
     ax.axvspan(pub["sin2_theta_w"] - pub["sin2_theta_w_err_down"], pub["sin2_theta_w"] + pub["sin2_theta_w_err_up"],
                color="tab:blue", alpha=0.15, label="published 68 %")
-    ax.axvline(exp.s2_ref, color="grey", ls="--", lw=0.9, label="SM (low Q²)")
+    from cevns import constants as C
+
+    ax.axvline(C.SIN2_THETA_W_0, color="grey", ls="--", lw=0.9, label="SM (low Q²)")
     ax.set_xlabel("sin²θ_W")
     ax.set_ylabel("Δχ² (nuisances profiled)")
     ax.set_ylim(0, 9)

@@ -95,6 +95,8 @@ class StoppedPionSource:
     timing_table: dict | None = None
 
     flavours = PROMPT_FLAVOURS + DELAYED_FLAVOURS
+    #: the projectile species the rate engine folds (neutrinos: the flavours)
+    species = flavours
 
     def __post_init__(self):
         for name in ("pot", "nu_per_flavour_per_pot", "distance_m"):

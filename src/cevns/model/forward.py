@@ -1,0 +1,134 @@
+"""The one forward model of an experiment: μ(θ, ν)[P, bins] for P parameter points at once.
+
+θ are physics parameters (names of :mod:`cevns.interactions.parameters`), ν every other parameter (free
+normalisations such as a CEvNS count or σ/σ_SM, and constrained nuisances). ``prepare(θ)`` does the θ-dependent
+work once per batch (predicted spectra per detector-response setting); ``expected(state, ν)`` and
+``value_and_jacobian(state, ν)`` evaluate the samples with their modifiers (:mod:`cevns.model.samples`). The fit
+(P = 1, :class:`cevns.inference.likelihood.ModelLikelihood`), profile scans, limits, Feldman–Cousins toys, Asimov
+sensitivities and the per-component views of the plots all call this object; models add (``a + b``) into a
+combination whose parameters are shared by name.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from cevns.errors import ConfigError, UnknownNameError
+from cevns.inference.likelihood import Parameter
+from cevns.interactions.parameters import PARAMETERS, validate_params
+from cevns.model.samples import JacobianAccumulator
+
+__all__ = ["ForwardModel"]
+
+
+class ForwardModel:
+    """μ(θ, ν) of one experiment.
+
+    ``physics_names``: the θ this model was built for (the kernels they need are folded); others raise.
+    ``nuisances``: the ν parameters (:class:`~cevns.inference.likelihood.Parameter`, in vector order; the name is
+    kept for the profiling code, which profiles all of them). ``observed``: counts over the model's bins.
+    ``samples``: :class:`~cevns.model.samples.FactorisedSample` / :class:`~cevns.model.samples.TemplateSample`.
+    ``info``: free-form metadata (signal mode, bin shape, sample labels)."""
+
+    def __init__(self, name: str, physics_names: Sequence[str], nuisances: Sequence[Parameter], observed,
+                 samples: Sequence, info: dict | None = None):
+        self.name = name
+        self.physics_names = tuple(physics_names)
+        for n in self.physics_names:
+            if n not in PARAMETERS:
+                raise UnknownNameError("physics parameter", n, PARAMETERS)
+        self.nuisances = list(nuisances)
+        names = [p.name for p in self.nuisances]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"model {name}: duplicate parameter names {names}")
+        clash = set(names) & set(self.physics_names)
+        if clash:
+            raise ConfigError(f"model {name}: {sorted(clash)} are both physics and model parameters")
+        self.observed = np.asarray(observed, float).ravel()
+        self.samples = list(samples)
+        for s in self.samples:
+            if s.n_bins != self.observed.size:
+                raise ConfigError(f"model {name}: sample {s.name} has {s.n_bins} bins, the data {self.observed.size}")
+            bad = [k for k in s.parameter_indices() if not 0 <= k < len(self.nuisances)]
+            if bad:
+                raise ConfigError(f"model {name}: sample {s.name} refers to parameter indices {bad}")
+        self.info = dict(info or {})
+        self._physics_samples = [i for i, s in enumerate(self.samples) if s.depends_on_physics]
+
+    # -- the interface of cevns.inference.batch ----------------------------------------------------------------
+    @property
+    def parameter_names(self) -> list[str]:
+        return [p.name for p in self.nuisances]
+
+    def index(self, name: str) -> int:
+        try:
+            return self.parameter_names.index(name)
+        except ValueError:
+            raise UnknownNameError(f"parameter of {self.name}", name, self.parameter_names) from None
+
+    def check_physics(self, phys: dict) -> dict:
+        """Validated {name: float array}; a name this model was not built for raises."""
+        extra = [k for k in phys if k not in self.physics_names]
+        if extra:
+            raise UnknownNameError(f"physics parameter of model {self.name} (built for {list(self.physics_names)})",
+                                   extra[0], self.physics_names)
+        return validate_params(phys)
+
+    def prepare(self, phys: dict, validated: bool = False):
+        """θ-dependent state for the points of ``phys`` (name → scalar or (P,) array; absent names: SM/default)."""
+        phys = phys if validated else self.check_physics(phys)
+        return [s.prepare(phys) if s.depends_on_physics else None for s in self.samples]
+
+    def take_state(self, state, idx):
+        return [s.take(st, idx) for s, st in zip(self.samples, state)]
+
+    def expected(self, state, nu: np.ndarray) -> np.ndarray:
+        """μ (P, bins) for ν (P, m) ordered as :attr:`nuisances`."""
+        nu = np.asarray(nu, float)
+        mu = None
+        for s, st in zip(self.samples, state):
+            m = s.evaluate(st, nu)
+            mu = m if mu is None else mu + m
+        return mu
+
+    def expected1(self, state, x) -> np.ndarray:
+        """μ (bins,) at one point x (ν values in order, list or array): the P = 1 evaluation of the fit."""
+        x = x.tolist() if hasattr(x, "tolist") else list(x)
+        mu = None
+        for s, st in zip(self.samples, state):
+            m = s.evaluate1(st, x)
+            mu = m if mu is None else mu + m
+        return mu
+
+    def value_and_jacobian(self, state, nu: np.ndarray, dtype=np.float32):
+        """(μ (P, bins), ∂μ/∂ν (P, m, bins)); float32 Jacobians by default (they only set Newton directions)."""
+        nu = np.asarray(nu, float)
+        J = JacobianAccumulator(nu.shape[0], len(self.nuisances), self.observed.size, dtype)
+        mu = None
+        for s, st in zip(self.samples, state):
+            m = s.evaluate(st, nu, J)
+            mu = m if mu is None else mu + m
+        return mu, J.result()
+
+    def components(self, state, nu: np.ndarray) -> dict[str, np.ndarray]:
+        """Each sample's μ (P, bins), by sample name."""
+        nu = np.asarray(nu, float)
+        return {s.name: s.evaluate(st, nu) for s, st in zip(self.samples, state)}
+
+    def defaults(self) -> np.ndarray:
+        return np.array([p.value for p in self.nuisances], dtype=float)
+
+    # -- combination --------------------------------------------------------------------------------------------
+    @property
+    def parts(self):
+        return [self]
+
+    def __add__(self, other):
+        from cevns.inference.batch import CombinedModel
+
+        return CombinedModel([self, other])
+
+    def __repr__(self) -> str:
+        return (f"ForwardModel({self.name!r}, physics={list(self.physics_names)}, {len(self.nuisances)} parameters, "
+                f"{self.observed.size} bins, samples={[s.name for s in self.samples]})")

@@ -1,0 +1,432 @@
+"""Samples of a forward model (signal and backgrounds) and the modifiers acting on them, batched over P points.
+
+Two kinds of sample cover every experiment so far:
+
+* :class:`FactorisedSample` — observable bins (energy × time), each group g a product of an energy factor
+  A_g[E] and a time factor B_τ(g)[t] (stopped-pion signals: prompt/delayed; backgrounds measured as PE shape ×
+  time shape):  μ[E, t] = c · Σ_g s_g A_g[E] B_τ(g)[t];
+* :class:`TemplateSample` — an N-D template (a released PDF), optionally multiplied bin by bin by a physics-dependent
+  ratio r(θ) (new physics on a released SM template):  μ = c · max(T, 0) · r(θ).
+
+Modifiers (pyhf/HistFactory-like, each implemented once here):
+
+* multiplicative normalisations c = Π_k ν_k: ``normsys`` (Gaussian-constrained, e.g. a flux or background
+  normalisation, shared by name across experiments) and ``normfactor`` (free, e.g. σ/σ_SM);
+* ``count``: the sample normalised to a free number of events n over the model's bins, c = n / Σ shape;
+* per-group free scales s_g (e.g. separate ν_e and ν_μ cross-section scales);
+* variant morphing (``histosys`` on templates, response shifts on energy or time factors: quenching, efficiency,
+  pulse timing, a background time shift): the one piecewise-linear code of :mod:`cevns.model.interpolation`,
+  additive one nuisance at a time.
+
+Every sample gives μ (P, bins) and, on request, ∂μ/∂ν for each parameter it depends on (exact derivatives of the
+piecewise-linear model), so fits, profiles of thousands of points and Asimov/toy studies share one evaluation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from cevns.errors import ConfigError
+from cevns.model.interpolation import VariantGrid
+
+__all__ = ["GridModifier", "StaticMorph", "FactorisedSample", "TemplateSample", "JacobianAccumulator"]
+
+
+@dataclass
+class GridModifier:
+    """A nuisance (index ``param`` in the model's parameter vector) morphing an array between variants on ``grid``.
+    ``variants`` (n_grid, …) for a fixed array; None when the variants come from the physics state (signals)."""
+
+    param: int
+    grid: VariantGrid
+    variants: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.variants is not None:
+            V = np.asarray(self.variants, float)
+            if V.shape[0] != self.grid.n:
+                raise ConfigError(f"{V.shape[0]} variants for a grid of {self.grid.n} values")
+            self.variants = V
+            #: V_k − V_nominal and V_{k+1} − V_k: one morphing step is off[i] + f · seg[i]
+            self.off = V - V[self.grid.nominal_index]
+            self.seg = np.diff(V, axis=0)
+
+
+class StaticMorph:
+    """Σ_j [V_j(ν_j) − V_j(nominal)] for fixed variants of several nuisances at P points, as one matrix product:
+    V_j(ν) − V_j,nom = (1 − f) off_j[i] + f off_j[i+1] with off_j[k] = V_j[k] − V_j,nom (the piecewise-linear
+    interpolation of :mod:`cevns.model.interpolation`), so Σ_j = W @ OFF with W (P, Σ_j n_j) holding the two weights
+    of each nuisance. Derivatives: (off_j[i+1] − off_j[i]) / (g_{i+1} − g_i), also one matrix product."""
+
+    def __init__(self, mods, feat_shape):
+        self.mods = list(mods)
+        self.feat_shape = tuple(feat_shape)
+        sizes = [m.grid.n for m in self.mods]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp) if sizes else np.zeros(0, np.intp)
+        self.K = int(sum(sizes))
+        self.OFF = (np.concatenate([m.off.reshape(m.grid.n, -1) for m in self.mods]) if self.mods
+                    else np.zeros((0, int(np.prod(feat_shape)))))
+
+    def __bool__(self) -> bool:
+        return bool(self.mods)
+
+    def delta(self, nu: np.ndarray, jac: bool = False):
+        """(Σ_j ΔV_j (P, *feat), ∂/∂ν_j (P, n_mods, *feat) or None)."""
+        P = nu.shape[0]
+        W = np.zeros((P, self.K))
+        Wd = np.zeros((P, len(self.mods), self.K)) if jac else None
+        r = np.arange(P)
+        for j, m in enumerate(self.mods):
+            i, f, inv = m.grid.locate(nu[:, m.param])
+            c = self.offsets[j] + i
+            W[r, c] = 1.0 - f
+            W[r, c + 1] = f
+            if jac:
+                Wd[r, j, c] = -inv
+                Wd[r, j, c + 1] = inv
+        out = (W @ self.OFF).reshape((P,) + self.feat_shape)
+        if not jac:
+            return out, None
+        return out, (Wd.reshape(P * len(self.mods), self.K) @ self.OFF).reshape((P, len(self.mods)) + self.feat_shape)
+
+    def delta1(self, x: list):
+        """Σ_j ΔV_j at one point (x: Python floats), or None without modifiers."""
+        out = None
+        for m in self.mods:
+            i, f = m.grid.locate1(x[m.param])
+            d = m.off[i] if f == 0.0 else m.off[i] + f * m.seg[i]
+            out = d if out is None else out + d
+        return out
+
+
+def _morph_state(base: np.ndarray, mods, variants, nu: np.ndarray, jac: bool):
+    """base + Σ_j [V_j(ν_j) − V_j,nom] for per-point variants from a physics state, given as (off_j (n_j, P or 1, …),
+    seg_j (n_j − 1, P or 1, …)) like :class:`GridModifier`, and if ``jac`` [(param, ∂/∂ν_j)] (the interpolation of
+    :class:`StaticMorph`)."""
+    P = nu.shape[0]
+    out = base
+    d = []
+    for m, (off, seg) in zip(mods, variants):
+        i, f, inv = m.grid.locate(nu[:, m.param])
+        extra = (slice(None),) + (None,) * (base.ndim - 1)
+        if off.shape[1] == 1:
+            o, sg = off[i, 0], seg[i, 0]
+        else:
+            r = np.arange(P)
+            o, sg = off[i, r], seg[i, r]
+        out = out + o + f[extra] * sg
+        if jac:
+            d.append((m.param, sg * inv[extra]))
+    return out, d
+
+
+def _morph_state1(base: np.ndarray, mods, variants, x: list) -> np.ndarray:
+    """:func:`_morph_state` at one point (x: Python floats), without derivatives."""
+    out = base
+    for m, (off, seg) in zip(mods, variants):
+        i, f = m.grid.locate1(x[m.param])
+        out = out + off[i, 0] if f == 0.0 else out + off[i, 0] + f * seg[i, 0]
+    return out
+
+
+def _normalise(shape: np.ndarray, nu: np.ndarray, norms: list, count: int | None, J, blocks):
+    """μ = c · shape with c = Π ν_k (× n/Σ shape for a count) and, into J (a :class:`JacobianAccumulator`), ∂μ/∂ν for the
+    normalisations and for the shape parameters (``blocks``: [(parameter indices (k,), ∂shape/∂ν (P, k, bins))])."""
+    P = nu.shape[0]
+    if shape.shape[0] != P:
+        shape = np.broadcast_to(shape, (P,) + shape.shape[1:])
+    vals = [nu[:, k] for k in norms]
+    c = np.ones(P)
+    for v in vals:
+        c = c * v
+    if count is not None:
+        F = shape.sum(axis=1)
+        Fs = np.where(F > 0, F, 1.0)
+        c_norm = c
+        c = c * nu[:, count] / Fs
+    mu = c[:, None] * shape
+    if J is None:
+        return mu
+    for a, k in enumerate(norms):
+        others = np.ones(P)
+        for b, v in enumerate(vals):
+            if b != a:
+                others = others * v
+        if count is not None:
+            others = others * nu[:, count] / Fs
+        J.add(k, others[:, None] * shape)
+    for ks, block in blocks:
+        d = c[:, None, None] * block
+        if count is not None:
+            d -= mu[:, None, :] * (block.sum(axis=2) / Fs[:, None])[:, :, None]
+        for j, k in enumerate(ks):
+            J.add(int(k), d[:, j])
+    if count is not None:
+        J.add(count, (c_norm / Fs)[:, None] * shape)
+    return mu
+
+
+class JacobianAccumulator:
+    """∂μ/∂ν (P, m, bins) filled row by row by the samples (a row is written once and then added to)."""
+
+    def __init__(self, P: int, m: int, n_bins: int, dtype=np.float32):
+        self.J = np.empty((P, m, n_bins), dtype=dtype)
+        self.done = np.zeros(m, dtype=bool)
+
+    def add(self, k: int, d: np.ndarray) -> None:
+        if self.done[k]:
+            self.J[:, k] += d
+        else:
+            self.J[:, k] = d
+            self.done[k] = True
+
+    def result(self) -> np.ndarray:
+        self.J[:, ~self.done] = 0.0
+        return self.J
+
+
+@dataclass
+class FactorisedSample:
+    """μ[E, t] = c · Σ_g s_g A_g[E] B_τ(g)[t] over ``n_e`` × ``n_t`` bins (C order), restricted to ``mask``.
+
+    Energy factors: ``energy`` (G, n_e) fixed, or from ``physics(phys)`` → (A (P or 1, G, n_e), [V_j (n_j, P or 1,
+    G, n_e)] for each of ``energy_mods``) (a predicted signal). Time factors ``time`` (Gt, n_t) with ``time_mods``
+    (fixed variants (n_j, Gt, n_t)); ``group_time`` (G,) maps groups to time factors. ``norms``: parameter indices of
+    multiplicative normalisations; ``group_norms`` (G,) parameter index of a per-group scale or −1; ``count``:
+    parameter index of a free event count (c = n/Σ shape over the masked bins) or None."""
+
+    name: str
+    n_e: int
+    n_t: int
+    time: np.ndarray
+    group_time: np.ndarray
+    energy: np.ndarray | None = None
+    energy_mods: list = field(default_factory=list)
+    time_mods: list = field(default_factory=list)
+    norms: list = field(default_factory=list)
+    group_norms: np.ndarray | None = None
+    count: int | None = None
+    physics: Callable | None = None
+    mask: np.ndarray | None = None
+    label: str = ""
+
+    def __post_init__(self):
+        self.time = np.asarray(self.time, float)
+        self.group_time = np.asarray(self.group_time, dtype=np.intp)
+        G, Gt = self.group_time.size, self.time.shape[0]
+        self._onehot = np.zeros((G, Gt))
+        self._onehot[np.arange(G), self.group_time] = 1.0
+        self._identity = G == Gt and np.array_equal(self.group_time, np.arange(G))
+        has_gn = self.group_norms is not None and np.any(np.asarray(self.group_norms) >= 0)
+        self.group_norms = np.asarray(self.group_norms, dtype=np.intp) if has_gn else None
+        if self.energy is None and self.physics is None:
+            raise ConfigError(f"sample {self.name}: needs fixed energy factors or a physics function")
+        if self.energy is not None:
+            self.energy = np.asarray(self.energy, float)
+            if self.energy.shape != (G, self.n_e):
+                raise ConfigError(f"sample {self.name}: energy factors {self.energy.shape} != ({G}, {self.n_e})")
+        for m in self.time_mods:
+            if m.variants is None or m.variants.shape[1:] != self.time.shape:
+                raise ConfigError(f"sample {self.name}: time variants must have shape (n, {self.time.shape})")
+        for m in self.energy_mods:
+            if self.physics is None and (m.variants is None or m.variants.shape[1:] != self.energy.shape):
+                raise ConfigError(f"sample {self.name}: energy variants must have shape (n, {self.energy.shape})")
+        self._cols = None if self.mask is None else np.flatnonzero(np.asarray(self.mask).ravel())
+        self._tmorph = StaticMorph(self.time_mods, self.time.shape)
+        self._emorph = StaticMorph(self.energy_mods, self.energy.shape) if self.physics is None else None
+        self._fixed = None  # the shape of a sample without physics, modifiers or group scales, computed once
+        if self.physics is None and not self.energy_mods and not self.time_mods and self.group_norms is None:
+            A = self._collapse(self.energy[None], np.zeros((1, 0)))
+            self._fixed = self._outer(A, self.time[None])[0]
+        self.n_bins = self.n_e * self.n_t if self._cols is None else self._cols.size
+
+    # -- state ------------------------------------------------------------------------------------------------
+    @property
+    def depends_on_physics(self) -> bool:
+        return self.physics is not None
+
+    def prepare(self, phys: dict):
+        return self.physics(phys) if self.physics is not None else None
+
+    @staticmethod
+    def take(state, idx):
+        if state is None:
+            return None
+        A, Vs = state
+        if A.shape[0] == 1:
+            return state
+        return A[idx], [(o[:, idx], sg[:, idx]) for o, sg in Vs]
+
+    # -- evaluation -------------------------------------------------------------------------------------------
+    def _collapse(self, A: np.ndarray, nu: np.ndarray):
+        """Σ_g s_g A_g into the time-factor slots: (P, Gt, n_e)."""
+        if self.group_norms is not None:
+            s = np.where(self.group_norms >= 0, nu[:, np.maximum(self.group_norms, 0)], 1.0)  # (P, G)
+            return np.einsum("pg,gt,pge->pte", s, self._onehot, A)
+        if self._identity:
+            return A
+        return np.einsum("gt,pge->pte", self._onehot, A)
+
+    def _outer(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        """Σ_τ A[p, τ, :] ⊗ B[p, τ, :] flattened and masked: (P, bins)."""
+        P = max(A.shape[0], B.shape[0])
+        out = np.matmul(A.transpose(0, 2, 1), B).reshape(P, -1)
+        return out if self._cols is None else out[:, self._cols]
+
+    def evaluate(self, state, nu: np.ndarray, J: "JacobianAccumulator | None" = None) -> np.ndarray:
+        """μ (P, bins); with ``J`` given, ∂μ/∂ν of this sample's parameters is added into it."""
+        jac = J is not None
+        P = nu.shape[0]
+        blocks = []
+        if self.physics is not None:
+            A0, Vs = state
+            A, dA = _morph_state(A0, self.energy_mods, Vs, nu, jac)
+        elif self._emorph:
+            A, dAs = self._emorph.delta(nu, jac)
+            A = A + self.energy[None]
+            dA = [] if dAs is None else [(m.param, dAs[:, j]) for j, m in enumerate(self.energy_mods)]
+        else:
+            A, dA = self.energy[None], []
+        if self._tmorph:
+            B, dBs = self._tmorph.delta(nu, jac)
+            B = B + self.time[None]
+        else:
+            B, dBs = self.time[None], None
+        if A.shape[0] != P:
+            A = np.broadcast_to(A, (P,) + A.shape[1:])
+        if B.shape[0] != P:
+            B = np.broadcast_to(B, (P,) + B.shape[1:])
+        Ae = self._collapse(A, nu)
+        shape = self._outer(Ae, B)
+        if jac:
+            if self.group_norms is not None:
+                for g, k in enumerate(self.group_norms):
+                    if k >= 0:
+                        t = self.group_time[g]
+                        blocks.append(((int(k),), self._outer(A[:, g:g + 1], B[:, t:t + 1])[:, None]))
+            if dA:  # (P, n_mods, G, n_E) → (P, n_mods, bins)
+                dAs = np.stack([self._collapse(np.broadcast_to(d, A.shape), nu) for _, d in dA], axis=1)
+                d = np.matmul(dAs.transpose(0, 1, 3, 2), B[:, None]).reshape(P, len(dA), -1)
+                blocks.append((np.array([k for k, _ in dA]), d if self._cols is None else d[:, :, self._cols]))
+            if dBs is not None:  # (P, n_mods, Gt, n_t) → (P, n_mods, bins)
+                d = np.matmul(Ae.transpose(0, 2, 1)[:, None], dBs).reshape(P, dBs.shape[1], -1)
+                blocks.append((np.array([m.param for m in self.time_mods]), d if self._cols is None else d[:, :, self._cols]))
+        return _normalise(shape, nu, self.norms, self.count, J, blocks)
+
+    def evaluate1(self, state, x: list) -> np.ndarray:
+        """μ (bins,) at one point x (a list of Python floats ordered as the model's parameters): the same model as
+        :meth:`evaluate` with P = 1, in fewer array operations (the fit likelihood's hot path)."""
+        if self._fixed is not None:
+            shape = self._fixed
+            c = 1.0
+            for k in self.norms:
+                c *= x[k]
+            if self.count is not None:
+                F = float(shape.sum())
+                c *= x[self.count] / (F if F > 0 else 1.0)
+            return shape * c
+        if self.physics is not None:
+            A0, Vs = state
+            A = _morph_state1(A0[0], self.energy_mods, Vs, x)
+        else:
+            dA = self._emorph.delta1(x)
+            A = self.energy if dA is None else self.energy + dA
+        dB = self._tmorph.delta1(x)
+        B = self.time if dB is None else self.time + dB
+        if self.group_norms is not None:
+            s = np.array([x[k] if k >= 0 else 1.0 for k in self.group_norms])
+            A = self._onehot.T @ (s[:, None] * A)
+        elif not self._identity:
+            A = self._onehot.T @ A
+        shape = (A.T @ B).ravel()
+        if self._cols is not None:
+            shape = shape[self._cols]
+        c = 1.0
+        for k in self.norms:
+            c *= x[k]
+        if self.count is not None:
+            F = float(shape.sum())
+            c *= x[self.count] / (F if F > 0 else 1.0)
+        return shape * c
+
+    def parameter_indices(self) -> set[int]:
+        out = set(self.norms) | {m.param for m in self.energy_mods} | {m.param for m in self.time_mods}
+        if self.group_norms is not None:
+            out |= {int(k) for k in self.group_norms if k >= 0}
+        if self.count is not None:
+            out.add(self.count)
+        return out
+
+
+@dataclass
+class TemplateSample:
+    """μ = c · max(T(ν), 0) · r(θ) over ``nominal.size`` bins: a template with variant morphing (``mods``, fixed
+    variants (n_j, bins)), multiplicative ``norms``, an optional free ``count`` and an optional physics ratio
+    ``physics(phys)`` → r (P or 1, bins)."""
+
+    name: str
+    nominal: np.ndarray
+    mods: list = field(default_factory=list)
+    norms: list = field(default_factory=list)
+    count: int | None = None
+    physics: Callable | None = None
+    label: str = ""
+
+    def __post_init__(self):
+        self.nominal = np.asarray(self.nominal, float).ravel()
+        for m in self.mods:
+            if m.variants is None or m.variants.shape[1:] != self.nominal.shape:
+                raise ConfigError(f"sample {self.name}: variants must have shape (n, {self.nominal.size})")
+        self.n_bins = self.nominal.size
+        self._morph = StaticMorph(self.mods, self.nominal.shape)
+
+    @property
+    def depends_on_physics(self) -> bool:
+        return self.physics is not None
+
+    def prepare(self, phys: dict):
+        return self.physics(phys) if self.physics is not None else None
+
+    @staticmethod
+    def take(state, idx):
+        if state is None or state.shape[0] == 1:
+            return state
+        return state[idx]
+
+    def evaluate(self, state, nu: np.ndarray, J: "JacobianAccumulator | None" = None) -> np.ndarray:
+        """μ (P, bins); with ``J`` given, ∂μ/∂ν of this sample's parameters is added into it."""
+        blocks = []
+        if self._morph:
+            t, dts = self._morph.delta(nu, J is not None)
+            t += self.nominal[None]
+            pos = t > 0
+            np.maximum(t, 0.0, out=t)
+            shape = t if state is None else t * state
+            if dts is not None:
+                w = pos if state is None else pos * state
+                blocks.append((np.array([m.param for m in self.mods]), dts * w[:, None, :]))
+        else:
+            shape = self.nominal[None] if state is None else self.nominal[None] * state
+        return _normalise(shape, nu, self.norms, self.count, J, blocks)
+
+    def evaluate1(self, state, x: list) -> np.ndarray:
+        """μ (bins,) at one point (see :meth:`FactorisedSample.evaluate1`)."""
+        d = self._morph.delta1(x)
+        shape = np.maximum(self.nominal if d is None else self.nominal + d, 0.0)
+        if state is not None:
+            shape = shape * state[0]
+        c = 1.0
+        for k in self.norms:
+            c *= x[k]
+        if self.count is not None:
+            F = float(shape.sum())
+            c *= x[self.count] / (F if F > 0 else 1.0)
+        return shape * c
+
+    def parameter_indices(self) -> set[int]:
+        out = set(self.norms) | {m.param for m in self.mods}
+        if self.count is not None:
+            out.add(self.count)
+        return out

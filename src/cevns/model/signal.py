@@ -1,0 +1,168 @@
+"""A predicted signal: source × interaction × target × detector response → energy factors per group, batched over θ.
+
+For every projectile species s (grouped, e.g. by arrival-time component), isotope i, kinematic kernel k and detector
+response setting v (nominal, and each grid point of each response nuisance such as a quenching or efficiency shift),
+
+    A_v[g, E] = Σ_{s ∈ g} Σ_i Σ_k  R_v,i[E, n] · K_k,s,i[n] · w_k(θ; s, i)[n]                  (+ electron recoils)
+
+with K the flux-folded kernels of :mod:`cevns.rates` and w the weights of :mod:`cevns.interactions.terms`. The
+products R_v ⊙ K are stacked over settings once, so one parameter batch is one matrix product per (k, s, i).
+Flux-changing processes (sterile oscillation) subtract A(θ) · R_v (K_k ⊙ ⟨sin²Δ⟩(Δm²)) per distinct Δm² (folds cached).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from cevns.errors import ConfigError
+from cevns.interactions import oscillation
+from cevns.interactions.parameters import batch_size
+from cevns.interactions.process import ElectronContext, NuclearContext
+from cevns.interactions.terms import (KERNELS, electron_weights, flux_terms, nuclear_weights, required_kernels)
+from cevns.rates import FluxKernels, source_species
+
+__all__ = ["ResponseSettings", "PredictedSignal"]
+
+
+@dataclass
+class ResponseSettings:
+    """Detector response matrices for each setting v: ``nuclear[v][iso_name]`` (n_E, nodes) and optionally
+    ``electron[v][element]`` (n_E, electron nodes). ``modifiers``: [(parameter index, VariantGrid, [setting index
+    per grid point])], the nominal grid point of each being setting 0."""
+
+    nuclear: list[dict[str, np.ndarray]]
+    electron: list[dict[str, np.ndarray]] | None = None
+    modifiers: list = field(default_factory=list)
+
+    @property
+    def n_settings(self) -> int:
+        return len(self.nuclear)
+
+
+def _fold(w: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """w (P, nodes) @ M (nodes, k); a batch whose rows are all equal (weights that the scanned parameters do not
+    change, e.g. ν_μ rates under ε_ee) is folded once."""
+    if w.shape[0] > 1 and (w.strides[0] == 0 or not np.any(w[1:] != w[:1])):
+        return w[:1] @ M
+    return w @ M
+
+
+class PredictedSignal:
+    """Energy factors of a predicted signal for a fixed set of physics parameter names (which fixes the kernels to
+    fold). ``groups``: list of lists of species names; ``baseline_m``/``baseline_spread_m``: for flux-changing
+    processes. Call with a validated physics dict → (A0 (P, G, n_E), [V_j (n_j, P, G, n_E)])."""
+
+    def __init__(self, flux: FluxKernels, components, groups: list[list[str]], response: ResponseSettings,
+                 physics_names, form_factor_model: str, scheme: str, baseline_m: float | None = None,
+                 baseline_spread_m: float = 1.0, electron_atoms: dict | None = None, n_e: int | None = None):
+        self.flux = flux
+        self.components = list(components)
+        self.groups = [list(g) for g in groups]
+        self.response = response
+        self.physics_names = tuple(physics_names)
+        self.kernels = required_kernels(self.physics_names)
+        self.e_kernels = required_kernels(self.physics_names, "electron") if electron_atoms else ()
+        self.baseline_m, self.baseline_spread_m = baseline_m, baseline_spread_m
+        self.electron_atoms = dict(electron_atoms or {})
+        V = response.n_settings
+        self.V = V
+        first = next(iter(response.nuclear[0].values()))
+        self.n_e = first.shape[0] if n_e is None else n_e
+        self._group_of = {s: g for g, members in enumerate(self.groups) for s in members}
+        self.species = [s for g in self.groups for s in g]
+        self.contexts = {}
+        self._stacked = {}
+        for iso, _ in self.components:
+            T = flux.nodes[iso.name].T_MeV
+            for s in self.species:
+                self.contexts[(s, iso.name)] = NuclearContext(iso, source_species(flux.source, s), T, form_factor_model,
+                                                              scheme)
+        self.e_contexts = {}
+        if self.electron_atoms:
+            if response.electron is None:
+                raise ConfigError("electron recoils need electron response matrices")
+            for el in self.electron_atoms:
+                T = flux.nodes[f"e:{el}"].T_MeV
+                for s in self.species:
+                    self.e_contexts[(s, el)] = ElectronContext(el, source_species(flux.source, s), T)
+        self._settings_index = None
+
+    # -- stacked response ⊙ kernel matrices ---------------------------------------------------------------------
+    def _stack(self, key: tuple, kernel_vec: np.ndarray, iso_name: str, electron: bool) -> np.ndarray:
+        """(nodes, V·n_E): the response of every setting times one flux-folded kernel, transposed for w @ M."""
+        mats = self.response.electron if electron else self.response.nuclear
+        return np.ascontiguousarray(np.concatenate([(m[iso_name] * kernel_vec[None, :]).T for m in mats], axis=1))
+
+    def matrix(self, kernel: str, s: str, iso_name: str) -> np.ndarray:
+        key = (kernel, s, iso_name)
+        if key not in self._stacked:
+            K = self.flux.get(kernel, KERNELS[kernel], s, iso_name)
+            self._stacked[key] = self._stack(key, K, iso_name, False)
+        return self._stacked[key]
+
+    def e_matrix(self, kernel: str, s: str, el: str) -> np.ndarray:
+        key = ("e", kernel, s, el)
+        if key not in self._stacked:
+            K = self.flux.get(kernel, KERNELS[kernel], s, f"e:{el}")
+            self._stacked[key] = self._stack(key, K, el, True)
+        return self._stacked[key]
+
+    def osc_matrix(self, dm2: float, s: str, iso_name: str) -> np.ndarray:
+        """Stacked response × SM kernel folded with ⟨sin²(1.267 Δm² L/E)⟩ (cached per Δm², at most 256 values)."""
+        key = ("osc", float(dm2), s, iso_name)
+        if key not in self._stacked:
+            if sum(1 for k in self._stacked if k[0] == "osc") > 256 * len(self.contexts):
+                for k in [k for k in self._stacked if k[0] == "osc"]:
+                    del self._stacked[k]
+                self.flux._cache = {k: v for k, v in self.flux._cache.items() if k[3] is None}
+            L, dL = self.baseline_m, self.baseline_spread_m
+            if L is None:
+                raise ConfigError("sterile oscillation needs the source-detector baseline")
+            K = self.flux.get("sm", KERNELS["sm"], s, iso_name,
+                              flux_weight=lambda E: oscillation.mean_sin2(dm2, L, E, dL), weight_key=("osc", float(dm2)))
+            self._stacked[key] = self._stack(key, K, iso_name, False)
+        return self._stacked[key]
+
+    # -- evaluation --------------------------------------------------------------------------------------------
+    def all_settings(self, phys: dict) -> np.ndarray:
+        """A_v[g, E] for every setting v: (P, V, G, n_E)."""
+        P = batch_size(phys)
+        V, nE, G = self.V, self.n_e, len(self.groups)
+        out = np.zeros((P, G, V * nE))
+        sm_w = {}
+        for (s, iso_name), ctx in self.contexts.items():
+            g = self._group_of[s]
+            for k, w in nuclear_weights(phys, ctx, self.kernels).items():
+                out[:, g] += _fold(w, self.matrix(k, s, iso_name))
+                if k == "sm":
+                    sm_w[(s, iso_name)] = w
+        for (s, el), ec in self.e_contexts.items():
+            g = self._group_of[s]
+            for k, w in electron_weights(phys, ec, self.e_kernels).items():
+                out[:, g] += _fold(w, self.e_matrix(k, s, el))
+        for s in self.species:
+            for A, dm2 in flux_terms(phys, s):
+                g = self._group_of[s]
+                for u in np.unique(dm2[A != 0]) if np.any(A != 0) else ():
+                    if u <= 0:
+                        continue
+                    pts = np.nonzero((dm2 == u) & (A != 0))[0]
+                    for iso, _ in self.components:
+                        w = sm_w[(s, iso.name)]
+                        wa = (w[pts] if w.shape[0] == P else np.broadcast_to(w, (P, w.shape[1]))[pts]) * A[pts, None]
+                        out[pts, g] -= wa @ self.osc_matrix(u, s, iso.name)
+        return out.reshape(P, G, V, nE).transpose(0, 2, 1, 3)
+
+    def __call__(self, phys: dict):
+        """(A0 (P, G, n_E), [(off_j, seg_j)]) with off_j = V_j − V_j,nom (n_j, P, G, n_E) on the grid of response
+        parameter j and seg_j its differences between neighbouring grid values (the form of
+        :class:`cevns.model.samples.GridModifier`)."""
+        allv = self.all_settings(phys)  # (P, V, G, nE)
+        A0 = allv[:, 0]
+        Vs = []
+        for _, grid, settings in self.response.modifiers:
+            V = np.ascontiguousarray(allv[:, settings].transpose(1, 0, 2, 3))
+            Vs.append((V - A0[None], np.diff(V, axis=0)))
+        return A0, Vs

@@ -1,0 +1,211 @@
+"""The one forward model: fit likelihood ≡ batched model, analytic Jacobians ≡ finite differences, the interpolation
+code against HistFactory's formula, count normalisation, combination checks, and the spec sections' error paths."""
+import copy
+
+import numpy as np
+import pytest
+
+from cevns.errors import ConfigError
+from cevns.experiments import load_experiment, load_spec
+from cevns.inference.batch import CombinedModel, batch_poisson_chi2, profile_batch
+from cevns.inference.likelihood import CombinedLikelihood, Parameter
+from cevns.model import ForwardModel, GridModifier, TemplateSample, VariantGrid
+from cevns.model.samples import FactorisedSample
+
+EXPERIMENTS = ("coherent-csi-2017", "coherent-csi-2021", "coherent-ar-2020")
+#: physics parameters with a range to draw from, covering every process
+PHYSICS = {"sin2_theta_w": (0.15, 0.35), "eps_ee_uV": (-0.3, 0.3), "eps_emu_dV": (-0.3, 0.3), "mu_nu_mu": (0.0, 40.0),
+           "g_zprime": (0.0, 3e-5), "m_zprime_MeV": (5.0, 200.0), "rn_Cs": (4.0, 6.5), "dm2_41_eV2": (0.5, 5.0),
+           "Ue4_sq": (0.0, 0.3)}
+
+
+@pytest.fixture(scope="module")
+def exps():
+    return {n: load_experiment(n) for n in EXPERIMENTS}
+
+
+def _random_point(rng, model_params, n, avoid_kinks=False):
+    """n points: constrained parameters within ±2σ of their means, free ones within their limits."""
+    out = np.empty((n, len(model_params)))
+    for j, p in enumerate(model_params):
+        lo, hi = p.limits
+        if p.constraint is not None:
+            m, s = p.constraint
+            v = m + s * rng.uniform(-2.0, 2.0, n)
+        else:
+            v = p.value * rng.uniform(0.3, 1.7, n) if p.value else rng.uniform(0.0, 1.0, n)
+        out[:, j] = np.clip(v, lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo))
+    if avoid_kinks:
+        out += rng.uniform(1e-5, 3e-5, out.shape)
+    return out
+
+
+def _phys(rng, n):
+    return {k: rng.uniform(lo, hi, n) for k, (lo, hi) in PHYSICS.items()}
+
+
+@pytest.mark.parametrize("combo", [("coherent-csi-2017",), ("coherent-csi-2021",), ("coherent-ar-2020",),
+                                   ("coherent-csi-2021", "coherent-ar-2020"),
+                                   ("coherent-csi-2017", "coherent-csi-2021", "coherent-ar-2020")])
+def test_fit_likelihood_equals_batched_model(exps, combo):
+    """χ² of the fit likelihood (P = 1, parameter vectors, θ cache, pulls) = χ² of the batched model at 50 points."""
+    rng = np.random.default_rng(len(combo))
+    names = tuple(PHYSICS)
+    models = [exps[n].model("physics", names) for n in combo]
+    comb = CombinedModel(models)
+    liks = [exps[n].likelihood("physics", names) for n in combo]
+    lik = liks[0] if len(liks) == 1 else CombinedLikelihood(liks)
+    P = 50
+    phys = _phys(rng, P)
+    nu = _random_point(rng, comb.nuisances, P)
+    # batched: each part's expectation, Baker–Cousins χ² summed, plus the pulls of the merged parameter list
+    chi_b = np.zeros(P)
+    for part, mp in zip(comb.parts, comb._maps):
+        chi_b += batch_poisson_chi2(part.expected(part.prepare(phys), nu[:, mp]), part.observed)
+    for j, q in enumerate(comb.nuisances):
+        if q.constraint:
+            chi_b += ((nu[:, j] - q.constraint[0]) / q.constraint[1]) ** 2
+    for p in range(P):
+        vals = {k: v[p] for k, v in phys.items()}
+        vals.update({q.name: nu[p, j] for j, q in enumerate(comb.nuisances)})
+        x = lik.x_from(vals)
+        assert lik.chi2(x) == pytest.approx(chi_b[p], rel=1e-9)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+@pytest.mark.parametrize("mode", ["counts", "xsec_scale", "physics", "flavour"])
+def test_analytic_jacobian_equals_central_differences(exps, name, mode):
+    exp = exps[name]
+    if mode not in exp.modes:
+        pytest.skip("mode needs a predicted signal")
+    physics = tuple(PHYSICS) if mode == "physics" else ()
+    m = exp.model(mode, physics)
+    rng = np.random.default_rng(11)
+    P = 5
+    nu = _random_point(rng, m.nuisances, P, avoid_kinks=True)
+    st = m.prepare(_phys(rng, P) if physics else {})
+    mu, J = m.value_and_jacobian(st, nu, dtype=float)
+    assert np.allclose(mu, m.expected(st, nu), rtol=1e-13)
+    for j, p in enumerate(m.nuisances):
+        h = 1e-7 * max(1.0, abs(p.value))
+        up, dn = nu.copy(), nu.copy()
+        up[:, j] += h
+        dn[:, j] -= h
+        fd = (m.expected(st, up) - m.expected(st, dn)) / (2 * h)
+        scale = np.abs(fd).max() + 1e-9
+        assert np.abs(J[:, j] - fd).max() <= 1e-5 * scale, p.name
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_single_point_path_equals_batch(exps, name):
+    m = exps[name].model("physics", ("sin2_theta_w", "eps_ee_uV"))
+    rng = np.random.default_rng(5)
+    nu = _random_point(rng, m.nuisances, 6)
+    phys = {"sin2_theta_w": rng.uniform(0.1, 0.4, 6), "eps_ee_uV": rng.uniform(-0.3, 0.3, 6)}
+    st = m.prepare(phys)
+    mu = m.expected(st, nu)
+    for p in range(6):
+        assert np.allclose(m.expected1(m.take_state(st, np.array([p])), nu[p]), mu[p], rtol=1e-12, atol=1e-14)
+
+
+def test_interpolation_is_histfactory_code0():
+    """Grid {−1, 0, +1}: T₀ + θ(T₊ − T₀) for θ ≥ 0, T₀ + θ(T₀ − T₋) for θ < 0, linear beyond ±1 (CERN-OPEN-2012-016
+    Eq. (8)), written out here independently of the implementation."""
+    t0, tp, tm = np.array([10.0, 5.0, 1.0]), np.array([12.0, 4.0, 1.5]), np.array([9.0, 5.5, 0.2])
+    mod = GridModifier(1, VariantGrid([-1, 0, 1], 0.0), np.stack([tm, t0, tp]))
+    s = TemplateSample("t", t0, [mod], norms=[0])
+    for th in (-3.0, -1.0, -0.4, 0.0, 0.3, 1.0, 2.5):
+        want = t0 + (th * (tp - t0) if th >= 0 else th * (t0 - tm))
+        got = s.evaluate(None, np.array([[2.0, th]]))[0]
+        assert np.allclose(got, 2.0 * np.maximum(want, 0.0))
+
+
+def test_interpolation_fine_grid_and_additivity():
+    g1 = VariantGrid([0.0, 0.5, 1.0, 2.0], 0.5)
+    g2 = VariantGrid([-1.0, 0.0, 1.0], 0.0)
+    v1 = np.array([[1.0, 0.0], [2.0, 1.0], [4.0, 2.0], [5.0, 6.0]])
+    v2 = np.array([[1.5, 1.0], [2.0, 1.0], [3.0, 0.0]])
+    s = TemplateSample("t", v1[1], [GridModifier(0, g1, v1), GridModifier(1, g2, v2)])
+    x = np.array([[1.5, -0.5]])
+    # (1) piecewise linear in ν₀ between 1.0 and 2.0, (2) ν₁ adds its own shift from the nominal, one at a time
+    want = (v1[2] + 0.5 * (v1[3] - v1[2])) + (0.5 * (v2[0] - v2[1]))
+    assert np.allclose(s.evaluate(None, x)[0], np.maximum(want, 0))
+
+
+def test_count_normalisation():
+    t0 = np.array([1.0, 3.0])
+    s = TemplateSample("t", t0, [GridModifier(1, VariantGrid([-1, 0, 1], 0.0), np.stack([t0 * 0.5, t0, t0 * 2]))],
+                       count=0)
+    for th in (-0.7, 0.0, 0.6):
+        mu = s.evaluate(None, np.array([[40.0, th]]))[0]
+        assert mu.sum() == pytest.approx(40.0)  # the free count is the events in the model's bins, whatever the shape
+
+
+def test_factorised_sample_is_an_outer_product():
+    A = np.array([[1.0, 2.0, 0.5], [0.2, 0.1, 3.0]])
+    B = np.array([[0.5, 0.5], [0.1, 0.9]])
+    s = FactorisedSample("s", 3, 2, B, [0, 1], energy=A, norms=[0])
+    mu = s.evaluate(None, np.array([[1.5]]))[0].reshape(3, 2)
+    assert np.allclose(mu, 1.5 * (np.outer(A[0], B[0]) + np.outer(A[1], B[1])))
+
+
+def test_shared_parameter_must_agree(exps):
+    a = exps["coherent-csi-2021"].model("physics", ("sin2_theta_w",))
+    fake = ForwardModel("other", ("sin2_theta_w",), [Parameter("sns_flux_norm", 1.0, (0.3, 2.0), (1.0, 0.2))],
+                        np.ones(1), [TemplateSample("s", np.ones(1), norms=[0])])
+    with pytest.raises(ConfigError, match="sns_flux_norm.*different constraints"):
+        CombinedModel([a, fake])
+    fake2 = ForwardModel("other", ("sin2_theta_w",), [Parameter("sns_flux_norm", 1.0, (0.0, 3.0), (1.0, 0.1))],
+                         np.ones(1), [TemplateSample("s", np.ones(1), norms=[0])])
+    with pytest.raises(ConfigError, match="sns_flux_norm.*different limits"):
+        CombinedModel([a, fake2])
+    with pytest.raises(ConfigError, match="more than once"):
+        CombinedModel([a, a])
+
+
+def test_shared_flux_is_defined_once(exps):
+    defs = {n: next(p for p in exps[n].model("physics").nuisances if p.name == "sns_flux_norm") for n in EXPERIMENTS}
+    assert len({(d.constraint, d.limits) for d in defs.values()}) == 1
+    spec = load_spec("coherent-csi-2021")
+    spec["nuisances"]["sns_flux_norm"] = {"type": "normsys", "sigma": 0.2}
+    with pytest.raises(ConfigError, match="shared parameter"):
+        load_experiment(spec)
+
+
+def test_batched_profile_reaches_the_minimum_of_each_point(exps):
+    """profile_batch minimises every point: χ² at its ν̂ is not above a few random feasible starts' profiles."""
+    m = exps["coherent-csi-2021"].model("physics", ("sin2_theta_w",))
+    s2 = np.array([0.15, 0.22, 0.3])
+    chi, nu = profile_batch(m, {"sin2_theta_w": s2}, n_iter=30)
+    st = m.prepare({"sin2_theta_w": s2})
+    direct = batch_poisson_chi2(m.expected(st, nu), m.observed)
+    for j, q in enumerate(m.nuisances):
+        if q.constraint:
+            direct += ((nu[:, j] - q.constraint[0]) / q.constraint[1]) ** 2
+    assert np.allclose(chi, direct, rtol=1e-12)
+    from cevns.inference import fit
+
+    lik = exps["coherent-csi-2021"].likelihood("physics", ("sin2_theta_w",))
+    for k, v in enumerate(s2):
+        ref = fit(lik, fixed={"sin2_theta_w": float(v)})
+        assert chi[k] <= ref.chi2 + 0.05
+
+
+def test_spec_section_errors():
+    base = load_spec("coherent-csi-2021")
+    cases = [
+        (lambda s: s["binning"]["axes"][0].update(edges=[0, 10, 5, 60]), "strictly increasing"),
+        (lambda s: s["binning"].update(roi={"pe": [30, 6]}), "lo < hi"),
+        (lambda s: s["detector"]["quenching"].update(model="lindhardt"), "quenching"),
+        (lambda s: s["source"].update(type="reactor"), "unknown source type"),
+        (lambda s: s["nuisances"].update(csi21_typo={"type": "normsys", "sigma": 0.1}), "declared but no sample uses"),
+        (lambda s: s["backgrounds"]["brn"].update(modifiers=["csi21_brn_nrom"]), "not declared"),
+        (lambda s: s["signal"]["modifiers"].append({"name": "csi21_ff_norm", "modes": ["physic"]}), "physic"),
+        (lambda s: s["target"].update(coupling_scheme="pdg"), "coupling_scheme"),
+        (lambda s: s["data"].pop("observed"), "observed"),
+    ]
+    for change, msg in cases:
+        spec = copy.deepcopy(base)
+        change(spec)
+        with pytest.raises(ConfigError, match=msg):
+            load_experiment(spec)
