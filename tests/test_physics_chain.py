@@ -217,19 +217,20 @@ def test_argon_ratio_matches_brute_force(ar):
 
 
 @pytest.mark.parametrize("name,value", [("csi21_qf_pc0", 1.0), ("csi21_qf_pc1", -1.0), ("csi21_eff", 1.0),
-                                        ("csi21_eff", -1.0), ("csi21_eff", 0.5)])
+                                        ("csi21_eff", -0.5), ("csi21_eff", 0.25), ("csi21_qf_pc0", -1.7)])
 def test_response_variants_match_the_detector_at_that_setting(csi, name, value):
-    """The morphed signal at a response parameter value equals (at grid points) or linearly interpolates (between)
-    the prediction computed with the detector at that setting directly."""
+    """The morphed signal at a response parameter value equals (at grid points) or linearly interpolates (between
+    them) the prediction computed with the detector at that setting directly."""
     m = csi.model("physics")
     nu = m.defaults()
     nu[m.index(name)] = value
     got = csi.binning.full(m.components(m.prepare({}), nu[None, :])["cevns"][0])
-    if value in (-1.0, 1.0):
-        want = csi.engine_prediction(settings={name: value})
-    else:
-        want = (1 - value) * csi.engine_prediction() + value * csi.engine_prediction(settings={name: 1.0})
-    assert np.allclose(got, want, rtol=1e-10)
+    grid = np.asarray(csi.spec["nuisances"][name]["grid"], float)
+    i = min(max(np.searchsorted(grid, value, side="right") - 1, 0), grid.size - 2)
+    f = (value - grid[i]) / (grid[i + 1] - grid[i])
+    at = lambda v: csi.engine_prediction(settings={name: float(v)} if v != 0 else {})  # noqa: E731
+    want = (1 - f) * at(grid[i]) + f * at(grid[i + 1])
+    assert np.allclose(got, want, rtol=1e-9)
     assert not np.allclose(got, csi.engine_prediction(), rtol=1e-3)
 
 

@@ -95,6 +95,7 @@ class FluxKernels:
     n_targets: dict[str, float]
     species: tuple[str, ...]
     _cache: dict = field(default_factory=dict, repr=False)
+    _contexts: dict = field(default_factory=dict, repr=False)
 
     def get(self, kernel_name: str, kernel_fn, species: str, iso_name: str, flux_weight=None, weight_key=None) -> np.ndarray:
         """Φ_s N w_i ∫ pdf_s(E) K(T_i, E, M) [× flux_weight(E)] dE over E > E_min(T_i; M, m_s)."""
@@ -112,6 +113,27 @@ class FluxKernels:
             folded = sp.fold(g, e_min(T, M, m))
             self._cache[key] = self.source.fluence_per_cm2(species) * self.n_targets[iso_name] * nd.weights_MeV * folded
         return self._cache[key]
+
+    def nuclear_context(self, iso_name: str, species: str, form_factor_model: str, scheme: str):
+        """The :class:`~cevns.interactions.process.NuclearContext` of (isotope, species) on these nodes (cached)."""
+        key = ("ctx", iso_name, species, form_factor_model, scheme)
+        if key not in self._contexts:
+            from cevns.interactions.process import NuclearContext
+
+            nd = self.nodes[iso_name]
+            self._contexts[key] = NuclearContext(nd.isotope, source_species(self.source, species), nd.T_MeV,
+                                                 form_factor_model, scheme)
+        return self._contexts[key]
+
+    def electron_context(self, element: str, species: str):
+        """The :class:`~cevns.interactions.process.ElectronContext` of (element, species) on these nodes (cached)."""
+        key = ("ectx", element, species)
+        if key not in self._contexts:
+            from cevns.interactions.process import ElectronContext
+
+            self._contexts[key] = ElectronContext(element, source_species(self.source, species),
+                                                  self.nodes[f"e:{element}"].T_MeV)
+        return self._contexts[key]
 
     def forget(self, weight_key) -> None:
         """Drop the cached folds made with one flux-weight key (e.g. one Δm² of an oscillation scan)."""

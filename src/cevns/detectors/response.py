@@ -109,11 +109,14 @@ class DetectorResponse:
             raise ConfigError(f"spec {self.exp_name}: quenching model {m!r}; allowed: {QUENCHING_MODELS}")
         self.q_model = m
         self.q_variants = []
+        #: response parameters of the quenching model (they do not act on electron recoils)
+        self.quenching_parameters = set()
         if m == "constant":
             ConstantQuenching(q["qf"])  # validates
             self.qf0 = float(q["qf"])
             if "parameter" in q:
                 self.response_parameters[q["parameter"]] = self.qf0
+                self.quenching_parameters.add(q["parameter"])
         elif m == "release_polynomial_MeV":
             tab = _read_table(self.file_fn(q["file"]), ncols=4, min_rows=1)
             self.q_nominal = tab[q.get("nominal_row", 0)]
@@ -121,6 +124,7 @@ class DetectorResponse:
                 plus, minus = _rows(tab, v, f"{q['file']}")
                 self.q_variants.append((v["parameter"], plus, minus))
                 self.response_parameters[v["parameter"]] = 0.0
+                self.quenching_parameters.add(v["parameter"])
         else:
             self.q_fixed = quenching_from_spec({k: v for k, v in q.items() if not k.endswith("_sigma") and k != "note"})
 

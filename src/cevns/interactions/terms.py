@@ -112,6 +112,24 @@ def nuclear_weights(phys: dict, ctx: NuclearContext, kernels=None) -> dict[str, 
     'sm' = [Q_SM + Σ ΔQ]² + Σ incoherent 'sm' parts (see the module docstring). ``kernels``: the names the caller
     has folded; a term outside them raises UnknownNameError. Non-neutrino species get only the processes of their
     kind (none yet: an empty dict)."""
+    if not phys:  # the Standard Model: the same weights every time (cached on the context)
+        cached = getattr(ctx, "_sm_weights", None)
+        if cached is None:
+            cached = ctx._sm_weights = _nuclear_weights(phys, ctx)
+        _check_kernels(cached, kernels)
+        return cached
+    return _check_kernels(_nuclear_weights(phys, ctx), kernels)
+
+
+def _check_kernels(terms: dict, kernels) -> dict:
+    if kernels is not None:
+        missing = [k for k in terms if k not in kernels]
+        if missing:
+            raise UnknownNameError("kernel prepared for this model", missing[0], kernels)
+    return terms
+
+
+def _nuclear_weights(phys: dict, ctx: NuclearContext) -> dict[str, np.ndarray]:
     P = batch_size(phys)
     if not ctx.species.is_neutrino:
         return {}
@@ -128,10 +146,6 @@ def nuclear_weights(phys: dict, ctx: NuclearContext, kernels=None) -> dict[str, 
         if p.incoherent is not None:
             for k, w in p.incoherent(st, phys, P).items():
                 terms[k] = terms[k] + w if k in terms else np.broadcast_to(w, (P, ctx.T_MeV.size))
-    if kernels is not None:
-        missing = [k for k in terms if k not in kernels]
-        if missing:
-            raise UnknownNameError("kernel prepared for this model", missing[0], kernels)
     return terms
 
 
@@ -139,6 +153,15 @@ def electron_weights(phys: dict, ec: ElectronContext, kernels=None) -> dict[str,
     """ν–e scattering on one atom: {kernel: weights (P, nodes)} with g_L, g_R from sin²θ_W and the processes' vector
     shifts δ (PDG 2024 §10; 'e_L' Z_eff g_L², 'e_R' Z_eff g_R², 'e_LR' Z_eff g_L g_R), plus incoherent terms.
     Quark NSI do not act on electrons."""
+    if not phys:  # the Standard Model: cached on the context
+        cached = getattr(ec, "_sm_weights", None)
+        if cached is None:
+            cached = ec._sm_weights = _electron_weights(phys, ec)
+        return _check_kernels(cached, kernels)
+    return _check_kernels(_electron_weights(phys, ec), kernels)
+
+
+def _electron_weights(phys: dict, ec: ElectronContext) -> dict[str, np.ndarray]:
     P = batch_size(phys)
     if not ec.species.is_neutrino:
         return {}
@@ -158,10 +181,6 @@ def electron_weights(phys: dict, ec: ElectronContext, kernels=None) -> dict[str,
     for p in procs:
         if p.electron_incoherent is not None:
             terms.update(p.electron_incoherent(ec, phys, P))
-    if kernels is not None:
-        missing = [k for k in terms if k not in kernels]
-        if missing:
-            raise UnknownNameError("electron kernel prepared for this model", missing[0], kernels)
     return terms
 
 

@@ -54,7 +54,8 @@ class ForwardModel:
             if bad:
                 raise ConfigError(f"model {name}: sample {s.name} refers to parameter indices {bad}")
         self.info = dict(info or {})
-        self._physics_samples = [i for i, s in enumerate(self.samples) if s.depends_on_physics]
+        self._sample_params = [tuple(sorted(s.parameter_indices())) for s in self.samples]
+        self._memo: list = [None] * len(self.samples)
 
     # -- the interface of cevns.inference.batch ----------------------------------------------------------------
     @property
@@ -93,11 +94,20 @@ class ForwardModel:
         return mu
 
     def expected1(self, state, x) -> np.ndarray:
-        """μ (bins,) at one point x (ν values in order, list or array): the P = 1 evaluation of the fit."""
+        """μ (bins,) at one point x (ν values in order, list or array): the P = 1 evaluation of the fit. Each sample's
+        result is kept with the state and parameter values it was computed for, so a minimiser that moves one
+        parameter at a time recomputes only the samples that depend on it."""
         x = x.tolist() if hasattr(x, "tolist") else list(x)
         mu = None
-        for s, st in zip(self.samples, state):
-            m = s.evaluate1(st, x)
+        cache = self._memo
+        for j, (s, st) in enumerate(zip(self.samples, state)):
+            vals = tuple([x[k] for k in self._sample_params[j]])
+            c = cache[j]
+            if c is not None and c[0] is st and c[1] == vals:
+                m = c[2]
+            else:
+                m = s.evaluate1(st, x)
+                cache[j] = (st, vals, m)
             mu = m if mu is None else mu + m
         return mu
 

@@ -236,6 +236,7 @@ class FactorisedSample:
         self._cols = None if self.mask is None else np.flatnonzero(np.asarray(self.mask).ravel())
         self._tmorph = StaticMorph(self.time_mods, self.time.shape)
         self._emorph = StaticMorph(self.energy_mods, self.energy.shape) if self.physics is None else None
+        self._memo1: dict = {}
         self._fixed = None  # the shape of a sample without physics, modifiers or group scales, computed once
         if self.physics is None and not self.energy_mods and not self.time_mods and self.group_norms is None:
             A = self._collapse(self.energy[None], np.zeros((1, 0)))
@@ -327,27 +328,48 @@ class FactorisedSample:
                 F = float(shape.sum())
                 c *= x[self.count] / (F if F > 0 else 1.0)
             return shape * c
-        if self.physics is not None:
-            A0, Vs = state
-            A = _morph_state1(A0[0], self.energy_mods, Vs, x)
+        # the shape, its energy and its time factors are kept with the values they were computed for: a minimiser
+        # that moves one parameter recomputes only what depends on it
+        ekey = tuple([x[m.param] for m in self.energy_mods])
+        tkey = tuple([x[m.param] for m in self.time_mods])
+        gkey = () if self.group_norms is None else tuple([x[k] for k in self.group_norms if k >= 0])
+        memo = self._memo1
+        S = memo.get("S")
+        if S is not None and S[0] is state and S[1] == ekey and S[2] == tkey and S[3] == gkey:
+            shape, F = S[4], S[5]
         else:
-            dA = self._emorph.delta1(x)
-            A = self.energy if dA is None else self.energy + dA
-        dB = self._tmorph.delta1(x)
-        B = self.time if dB is None else self.time + dB
-        if self.group_norms is not None:
-            s = np.array([x[k] if k >= 0 else 1.0 for k in self.group_norms])
-            A = self._onehot.T @ (s[:, None] * A)
-        elif not self._identity:
-            A = self._onehot.T @ A
-        shape = (A.T @ B).ravel()
-        if self._cols is not None:
-            shape = shape[self._cols]
+            A = memo.get("A")
+            if A is not None and A[0] is state and A[1] == ekey:
+                A = A[2]
+            else:
+                if self.physics is not None:
+                    A0, Vs = state
+                    A = _morph_state1(A0[0], self.energy_mods, Vs, x)
+                else:
+                    dA = self._emorph.delta1(x)
+                    A = self.energy if dA is None else self.energy + dA
+                memo["A"] = (state, ekey, A)
+            B = memo.get("B")
+            if B is not None and B[0] == tkey:
+                B = B[1]
+            else:
+                dB = self._tmorph.delta1(x)
+                B = self.time if dB is None else self.time + dB
+                memo["B"] = (tkey, B)
+            if self.group_norms is not None:
+                s = np.array([x[k] if k >= 0 else 1.0 for k in self.group_norms])
+                A = self._onehot.T @ (s[:, None] * A)
+            elif not self._identity:
+                A = self._onehot.T @ A
+            shape = (A.T @ B).ravel()
+            if self._cols is not None:
+                shape = shape[self._cols]
+            F = float(shape.sum()) if self.count is not None else 0.0
+            memo["S"] = (state, ekey, tkey, gkey, shape, F)
         c = 1.0
         for k in self.norms:
             c *= x[k]
         if self.count is not None:
-            F = float(shape.sum())
             c *= x[self.count] / (F if F > 0 else 1.0)
         return shape * c
 

@@ -19,9 +19,8 @@ import numpy as np
 from cevns.errors import ConfigError
 from cevns.interactions import oscillation
 from cevns.interactions.parameters import batch_size
-from cevns.interactions.process import ElectronContext, NuclearContext
 from cevns.interactions.terms import (KERNELS, electron_weights, flux_terms, nuclear_weights, required_kernels)
-from cevns.rates import FluxKernels, source_species
+from cevns.rates import FluxKernels
 
 __all__ = ["ResponseSettings", "PredictedSignal"]
 
@@ -72,28 +71,29 @@ class PredictedSignal:
         self.n_e = first.shape[0] if n_e is None else n_e
         self._group_of = {s: g for g, members in enumerate(self.groups) for s in members}
         self.species = [s for g in self.groups for s in g]
-        self.contexts = {}
         self._stacked = {}
-        for iso, _ in self.components:
-            T = flux.nodes[iso.name].T_MeV
-            for s in self.species:
-                self.contexts[(s, iso.name)] = NuclearContext(iso, source_species(flux.source, s), T, form_factor_model,
-                                                              scheme)
+        self.contexts = {(s, iso.name): flux.nuclear_context(iso.name, s, form_factor_model, scheme)
+                         for iso, _ in self.components for s in self.species}
         self.e_contexts = {}
         if self.electron_atoms:
             if response.electron is None:
                 raise ConfigError("electron recoils need electron response matrices")
-            for el in self.electron_atoms:
-                T = flux.nodes[f"e:{el}"].T_MeV
-                for s in self.species:
-                    self.e_contexts[(s, el)] = ElectronContext(el, source_species(flux.source, s), T)
-        self._settings_index = None
+            self.e_contexts = {(s, el): flux.electron_context(el, s) for el in self.electron_atoms for s in self.species}
 
     # -- stacked response ⊙ kernel matrices ---------------------------------------------------------------------
     def _stack(self, key: tuple, kernel_vec: np.ndarray, iso_name: str, electron: bool) -> np.ndarray:
         """(nodes, V·n_E): the response of every setting times one flux-folded kernel, transposed for w @ M."""
         mats = self.response.electron if electron else self.response.nuclear
         return np.ascontiguousarray(np.concatenate([(m[iso_name] * kernel_vec[None, :]).T for m in mats], axis=1))
+
+    def _fold(self, w: np.ndarray, kernel: str, s: str, target: str, electron: bool) -> np.ndarray:
+        """Σ_n w[p, n] K[n] R_v[E, n] for every setting v: (P or 1, V·n_E). With one setting (a one-off prediction)
+        the product is taken directly, without building the stacked matrix."""
+        if self.V == 1 and (("e", kernel, s, target) if electron else (kernel, s, target)) not in self._stacked:
+            K = self.flux.get(kernel, KERNELS[kernel], s, f"e:{target}" if electron else target)
+            R = (self.response.electron if electron else self.response.nuclear)[0][target]
+            return _fold(w * K[None, :], R.T)
+        return _fold(w, self.e_matrix(kernel, s, target) if electron else self.matrix(kernel, s, target))
 
     def matrix(self, kernel: str, s: str, iso_name: str) -> np.ndarray:
         key = (kernel, s, iso_name)
@@ -135,13 +135,13 @@ class PredictedSignal:
         for (s, iso_name), ctx in self.contexts.items():
             g = self._group_of[s]
             for k, w in nuclear_weights(phys, ctx, self.kernels).items():
-                out[:, g] += _fold(w, self.matrix(k, s, iso_name))
+                out[:, g] += self._fold(w, k, s, iso_name, False)
                 if k == "sm":
                     sm_w[(s, iso_name)] = w
         for (s, el), ec in self.e_contexts.items():
             g = self._group_of[s]
             for k, w in electron_weights(phys, ec, self.e_kernels).items():
-                out[:, g] += _fold(w, self.e_matrix(k, s, el))
+                out[:, g] += self._fold(w, k, s, el, True)
         for s in self.species:
             for A, dm2 in flux_terms(phys, s):
                 g = self._group_of[s]

@@ -7,6 +7,7 @@ E_min(T) never sits inside a quadrature panel.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -14,6 +15,10 @@ import numpy as np
 from cevns.errors import PhysicsDomainError
 
 __all__ = ["Spectrum"]
+
+#: Gauss–Legendre nodes and weights, cached per order (numpy recomputes them with an eigenvalue problem on each call);
+#: the returned arrays are shared: never modify them in place
+_leggauss = lru_cache(maxsize=16)(np.polynomial.legendre.leggauss)
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,7 @@ class Spectrum:
         e_low = np.asarray(e_low, dtype=float)
         out = np.zeros(e_low.shape)
         if self.pdf is not None:
-            x, w = np.polynomial.legendre.leggauss(self.n_nodes)
+            x, w = _leggauss(self.n_nodes)
             a = np.clip(e_low, self.e_min, self.e_max)[..., None]
             half = 0.5 * (self.e_max - a)
             E = a + half * (x + 1.0)

@@ -58,6 +58,7 @@ class PredictionEngine:
         self.flux = flux_kernels(exp.source.source, t.components, electrons=el)
         self.electron_atoms = t.atoms if electron_recoils else {}
         self._R: dict = {}
+        self._Re: dict = {}
         self._signals: dict = {}
 
     # -- response ------------------------------------------------------------------------------------------------
@@ -67,8 +68,12 @@ class PredictionEngine:
         if key not in self._R:
             d = self.exp.detector
             nuc = {iso.name: d.matrix(self.flux.nodes[iso.name].T_keV, settings) for iso, _ in self.exp.target.components}
-            ele = {el: d.matrix(self.flux.nodes[f"e:{el}"].T_keV, settings, electron=True) for el in self.electron_atoms}
-            self._R[key] = (nuc, ele)
+            # electron recoils are not quenched: their response depends on the other parameters only
+            ekey = tuple((k, v) for k, v in key if k not in d.quenching_parameters)
+            if ekey not in self._Re:
+                self._Re[ekey] = {el: d.matrix(self.flux.nodes[f"e:{el}"].T_keV, settings, electron=True)
+                                  for el in self.electron_atoms}
+            self._R[key] = (nuc, self._Re[ekey])
         return self._R[key]
 
     def response_settings(self, pc=None) -> ResponseSettings:
@@ -140,9 +145,7 @@ class PredictionEngine:
     def flux_averaged_xsec(self, species=None, phys: dict | None = None) -> float:
         """Flux-averaged CEvNS cross section per nucleus [cm²], no detector response:
         Σ_{s,i} N_i Φ_s ⟨σ_i⟩_s / (Σ_s Φ_s · Σ_i N_i) over ``species`` (default: all of the source)."""
-        from cevns.interactions.process import NuclearContext
         from cevns.interactions.terms import KERNELS, nuclear_weights
-        from cevns.rates import source_species
 
         phys = validate_params(phys or {})
         src = self.exp.source.source
@@ -155,7 +158,7 @@ class PredictionEngine:
         for iso, _ in t.components:
             T = self.flux.nodes[iso.name].T_MeV
             for s in species:
-                ctx = NuclearContext(iso, source_species(src, s), T, t.form_factor, t.coupling_scheme)
+                ctx = self.flux.nuclear_context(iso.name, s, t.form_factor, t.coupling_scheme)
                 w = nuclear_weights(phys, ctx)["sm"][0]
                 events += float(np.sum(self.flux.get("sm", KERNELS["sm"], s, iso.name) * w))
         return events / (sum(src.fluence_per_cm2(s) for s in species) * t.n_nuclei)
