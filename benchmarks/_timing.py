@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import time
 
+from cevns.threads import limit_blas_threads
+
+limit_blas_threads()  # as the cevns command does: one BLAS thread (small matrices; see cevns/threads.py)
+
 
 def best_of(fn, repeat: int = 5, number: int = 20) -> float:
     """Best mean time per call [s] over ``repeat`` rounds of ``number`` calls."""

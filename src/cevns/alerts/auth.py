@@ -88,8 +88,7 @@ def _ed25519():
         from cryptography.exceptions import InvalidSignature
         from cryptography.hazmat.primitives.asymmetric import ed25519
     except ImportError as exc:  # pragma: no cover - dependency missing
-        raise CredentialError("signed alerts need the 'cryptography' package (pip install 'cryptography>=42')") \
-            from exc
+        raise CredentialError("signed alerts need the 'alerts' extra: pip install 'cevns[alerts]'") from exc
     return ed25519, InvalidSignature
 
 

@@ -310,14 +310,16 @@ def cmd_pointing(args) -> int:
 
 
 def register(subparsers) -> None:
+    from .transport.base import DEFAULT_ALERT_TOPIC
+
     p = subparsers.add_parser("alerts", help="SNEWS-style supernova early-warning coincidence service")
     sub = p.add_subparsers(dest="alerts_command", metavar="SUBCOMMAND")
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
     s = sub.add_parser("keygen", help="admin: create a detector key (server keyring + detector credentials)")
-    s.add_argument("detector")
-    s.add_argument("--keyring", required=True)
-    s.add_argument("--credentials-out", required=True)
+    s.add_argument("detector", help="detector name (e.g. Super-K), as it will appear in messages")
+    s.add_argument("--keyring", required=True, help="server keyring file (created if absent; the detector's key is added)")
+    s.add_argument("--credentials-out", required=True, help="write the detector's credentials (its key) to this file")
     s.add_argument("--public-key-out", help="also write the server's alert public key here (for subscribers)")
     s.set_defaults(func=cmd_keygen)
 
@@ -329,18 +331,18 @@ def register(subparsers) -> None:
     s.add_argument("--fresh", action="store_true", help="move an existing archive aside and start empty")
     s.add_argument("--max-age-hours", type=float, default=48.0,
                    help="accept neutrino times at most this old (default 48; test messages exempt)")
-    s.add_argument("--alert-topic", default=None)
+    s.add_argument("--alert-topic", default=None, help=f"topic the alerts are published on (default {DEFAULT_ALERT_TOPIC})")
     s.add_argument("--window", type=float, default=10.0, help="coincidence window in s (default 10)")
     s.add_argument("--expiry-hours", type=float, default=48.0, help="message expiry (default 48 h)")
     s.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    s.add_argument("-v", "--verbose", action="store_true")
+    s.add_argument("-v", "--verbose", action="store_true", help="log every message and decision")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("publish", help="publish a CoincidenceTier message (or any tier from --file)")
     _add_broker(s, "the observation topic")
     _add_creds(s)
     s.add_argument("--neutrino-time", help="ISO 8601 UTC time of the first neutrino")
-    s.add_argument("--p-val", type=float, default=None)
+    s.add_argument("--p-val", type=float, default=None, help="p-value of the observation, in (0, 1] (optional)")
     s.add_argument("--file", help="message JSON, ours or a snews-data-formats model's (any tier)")
     _flags(s)
     s.set_defaults(func=cmd_publish)
@@ -348,7 +350,7 @@ def register(subparsers) -> None:
     s = sub.add_parser("heartbeat", help="send a heartbeat")
     _add_broker(s, "the observation topic")
     _add_creds(s)
-    s.add_argument("--status", choices=["ON", "OFF"], default="ON")
+    s.add_argument("--status", choices=["ON", "OFF"], default="ON", help="detector status (default ON)")
     _flags(s)
     s.set_defaults(func=cmd_heartbeat)
 
@@ -356,9 +358,9 @@ def register(subparsers) -> None:
     _add_broker(s, "the observation topic")
     _add_creds(s)
     g = s.add_mutually_exclusive_group(required=True)
-    g.add_argument("--uuid")
-    g.add_argument("--latest", type=int)
-    s.add_argument("--reason")
+    g.add_argument("--uuid", help="uuid of the message to retract")
+    g.add_argument("--latest", type=int, help="retract this detector's latest N messages")
+    s.add_argument("--reason", help="free-text reason stored with the retraction")
     _flags(s)
     s.set_defaults(func=cmd_retract)
 
@@ -367,7 +369,7 @@ def register(subparsers) -> None:
     s.add_argument("--count", type=int, default=0, help="print exactly N alerts, then stop (exit 1 if fewer "
                                                          "arrive before --timeout)")
     s.add_argument("--timeout", type=float, default=0, help="stop after S seconds, connecting included (0: never)")
-    s.add_argument("--from-beginning", action="store_true")
+    s.add_argument("--from-beginning", action="store_true", help="also print alerts already on the topic")
     s.add_argument("--alert-key", help="server alert public key: a credentials file or keygen's --public-key-out "
                                        "file (default $CEVNS_ALERTS_PUBLIC_KEY, then $CEVNS_ALERTS_CREDENTIALS)")
     s.set_defaults(func=cmd_subscribe)
@@ -375,21 +377,21 @@ def register(subparsers) -> None:
     s = sub.add_parser("test-connection", help="round trip: test heartbeat -> server -> acknowledgement")
     _add_broker(s, "the observation topic")
     _add_creds(s)
-    s.add_argument("--alert-topic", default=None)
+    s.add_argument("--alert-topic", default=None, help=f"topic the server publishes alerts on (default {DEFAULT_ALERT_TOPIC})")
     s.add_argument("--alert-key", help="alert public key file (default: the credentials file)")
-    s.add_argument("--timeout", type=float, default=10.0)
+    s.add_argument("--timeout", type=float, default=10.0, help="give up after this many seconds (default 10)")
     s.set_defaults(func=cmd_test_connection)
 
     s = sub.add_parser("replay", help="feed a scenario file through the engine; write final groups")
-    s.add_argument("file")
+    s.add_argument("file", help="scenario JSON: a list of messages in arrival order")
     s.add_argument("--json", help="output JSON file (default: stdout)")
-    s.add_argument("--window", type=float, default=10.0)
+    s.add_argument("--window", type=float, default=10.0, help="coincidence window in s (default 10)")
     s.set_defaults(func=cmd_replay)
 
     s = sub.add_parser("pointing", help="triangulate from a JSON {detector: ISO arrival time}; sky map PNG")
-    s.add_argument("times")
-    s.add_argument("--png")
-    s.add_argument("--grid", type=int, default=49152)
+    s.add_argument("times", help="JSON file {detector: ISO 8601 arrival time} (at least two known detectors)")
+    s.add_argument("--png", help="write the sky map (RA/Dec, 68 and 90 %% regions) to this PNG")
+    s.add_argument("--grid", type=int, default=49152, help="number of sky directions tried (default 49152)")
     s.set_defaults(func=cmd_pointing)
 
 

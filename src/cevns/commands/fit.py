@@ -54,6 +54,9 @@ def run(args) -> int:
         raise ConfigError("give at least one --experiment (e.g. coherent-csi-2021)")
     if len(set(args.experiment)) != len(args.experiment):
         raise ConfigError("an experiment is given twice: its data would count twice")
+    from cevns.io import check_cli_outputs
+
+    check_cli_outputs(args)
     values = _parse_values(args.param)
     if len(set(args.free)) != len(args.free):
         raise ConfigError("a parameter is given twice in --free")
@@ -76,9 +79,13 @@ def run(args) -> int:
     for n, v in res.values.items():
         print(f"  {n:<{w}}  {v:12.6g} ± {res.errors[n]:.3g}")
     print(f"χ²_min = {res.chi2:.3f} for {nbins} bins and {len(lik.parameters)} parameters")
+    for w in res.warnings:
+        print(f"warning: {w}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"experiments": args.experiment, "signal": signal, "fixed": values,
-                                         "free_physics": args.free, **res.to_dict(), "n_bins": nbins}, indent=1))
+        from cevns.io import write_text_atomic
+
+        write_text_atomic(args.json, json.dumps({"experiments": args.experiment, "signal": signal, "fixed": values,
+                                                 "free_physics": args.free, **res.to_dict(), "n_bins": nbins},
+                                                indent=1))
         print(f"wrote {args.json}")
     return 0

@@ -20,6 +20,9 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     fn = get_reproduction(args.name)
+    from cevns.io import check_cli_outputs
+
+    check_cli_outputs(args)
     t0 = time.perf_counter()
     rep = fn(progress=not args.no_progress)
     print(rep.table())

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -25,7 +26,7 @@ SCHEMA_DIR = _HERE / "schemas"
 #: section name -> schema file (the source's depends on its type)
 SECTION_SCHEMAS = {"target": "target.json", "detector": "detector.json", "binning": "binning.json", "data": "data.json",
                    "signal": "signal.json", "backgrounds": "backgrounds.json", "nuisances": "nuisances.json",
-                   "systematics": "systematics.json"}
+                   "systematics": "systematics.json", "extra_signals": "extra_signals.json"}
 
 
 def list_experiments() -> list[str]:
@@ -95,6 +96,10 @@ def load_spec(name_or_path: str) -> dict:
     p = Path(name_or_path)
     if p.suffix == ".json" and p.is_file():
         path = p
+    elif p.suffix == ".json" or "/" in str(name_or_path) or os.sep in str(name_or_path):
+        what = "is not a file" if p.exists() else "does not exist"
+        raise ConfigError(f"spec file {name_or_path} {what} (give a registered experiment name or a JSON spec file; "
+                          f"registered: {', '.join(list_experiments())})")
     else:
         path = SPEC_DIR / f"{name_or_path}.json"
         if not path.is_file():
@@ -103,6 +108,8 @@ def load_spec(name_or_path: str) -> dict:
         spec = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ConfigError(f"spec {path} is not valid JSON: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"spec {path} cannot be read: {exc}") from exc
     return validate_spec(spec)
 
 

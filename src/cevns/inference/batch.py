@@ -171,47 +171,86 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
     idx_all = np.arange(P)
     full_states = prepare(idx_all)
     states = full_states
-    chi = chi2_of(parts_mu(states, nu), nu, obs_all, idx_all)
+
+    def vj(states_, nu_, obs_, idx):
+        """χ², μ and J of every part at nu_ (the Jacobian is kept for the next Newton step)."""
+        out = [part.value_and_jacobian(st, nu_[:, mp]) for part, st, mp in zip(model.parts, states_, model._maps)]
+        c = sum(batch_poisson_chi2(mu, o) for (mu, _), o in zip(out, obs_))
+        return c + (((nu_ - cmean_all[idx]) ** 2) * cinv2).sum(axis=1), out
+
+    def take_parts(sts, pos, n):
+        return sts if pos.size == n else [_take(part, st, pos, n) for part, st in zip(model.parts, sts)]
+
+    chi, cur = vj(states, nu, obs_all, idx_all)
     active = idx_all
     for it in range(n_iter):
-        # points still improving are iterated; converged ones are left alone (active set shrinks)
-        if it > 0 and active.size < P:
-            states = [_take(part, st, active, P) for part, st in zip(model.parts, full_states)]
         n_act = active.size
         a_nu, a_chi, a_obs = nu[active], chi[active], sub_obs(active)
         grad = 2.0 * (a_nu - cmean_all[active]) * cinv2
         fisher = np.zeros((n_act, m, m))
         fisher[:, np.arange(m), np.arange(m)] = 2.0 * cinv2
-        for part, st, mp, n in zip(model.parts, states, model._maps, a_obs):
+        for (mu0, J), mp, n in zip(cur, model._maps, a_obs):
             if len(mp) == 0:
                 continue
-            mu0, J = part.value_and_jacobian(st, a_nu[:, mp])  # μ and J (P, m_part, bins) in one pass
             mu0s = np.maximum(mu0, 1e-12)
             w = (1.0 - np.atleast_2d(n) / mu0s).astype(J.dtype)
             grad[:, mp] += 2.0 * np.matmul(J, w[:, :, None])[:, :, 0]
             Jw = J * (1.0 / mu0s).astype(J.dtype)[:, None, :]  # expected (Fisher) information: always positive
             fisher[:, mp[:, None], mp[None, :]] += 2.0 * np.matmul(Jw, J.transpose(0, 2, 1))  # batched BLAS
+        # projected Newton: a nuisance at a limit whose gradient pushes it outwards is held there (its row and column
+        # leave the system); clipping the full step instead can turn it into an ascent direction and stall the point
+        held = ((a_nu <= lo) & (grad > 0)) | ((a_nu >= hi) & (grad < 0))
+        if held.any():
+            grad = np.where(held, 0.0, grad)
+            keep2 = ~held
+            fisher = fisher * (keep2[:, :, None] & keep2[:, None, :])
+            fisher[:, np.arange(m), np.arange(m)] += held
         fisher += 1e-12 * np.eye(m)
         delta = -np.linalg.solve(fisher, grad[..., None])[..., 0]
-        best_nu, best_chi = a_nu.copy(), a_chi.copy()
-        pending = np.arange(n_act)  # positions (within the active set) still looking for a better point
-        lam = 1.0
-        for _half in range(6):  # damped step: halve where χ² does not decrease
-            trial = np.clip(a_nu[pending] + lam * delta[pending], lo, hi)
-            st_p = states if pending.size == n_act else [_take(part, st, pending, n_act)
-                                                         for part, st in zip(model.parts, states)]
-            tchi = chi2_of(parts_mu(st_p, trial), trial, [o if o.ndim == 1 else o[pending] for o in a_obs],
-                           active[pending])
-            ok = tchi <= best_chi[pending]
-            best_nu[pending[ok]] = trial[ok]
-            best_chi[pending[ok]] = tchi[ok]
-            pending = pending[~ok]
+        # Newton decrement: the χ² a full step would gain, −½ g·δ; points below tol are converged as they are
+        go = np.nonzero(-0.5 * np.einsum("pm,pm->p", grad, delta) >= tol)[0]
+        if go.size == 0:
+            break
+        if go.size < n_act:
+            states = take_parts(states, go, n_act)
+            cur = [(mu[go], J[go]) for mu, J in cur]
+            active, a_nu, a_chi, delta = active[go], a_nu[go], a_chi[go], delta[go]
+            a_obs = [o if o.ndim == 1 else o[go] for o in a_obs]
+            n_act = active.size
+        # the full step with μ and J at once (usually accepted); damped steps where χ² does not decrease
+        trial = np.clip(a_nu + delta, lo, hi)
+        tchi, tcur = vj(states, trial, a_obs, active)
+        ok = tchi <= a_chi
+        best_nu, best_chi = np.where(ok[:, None], trial, a_nu), np.where(ok, tchi, a_chi)
+        pending = np.nonzero(~ok)[0]
+        lam = 0.5
+        for _half in range(5):
             if pending.size == 0:
                 break
+            trial_p = np.clip(a_nu[pending] + lam * delta[pending], lo, hi)
+            st_p = take_parts(states, pending, n_act)
+            mus = [part.expected(st, trial_p[:, mp]) for part, st, mp in zip(model.parts, st_p, model._maps)]
+            pc = sum(batch_poisson_chi2(mu, o if o.ndim == 1 else o[pending]) for mu, o in zip(mus, a_obs))
+            pc = pc + (((trial_p - cmean_all[active[pending]]) ** 2) * cinv2).sum(axis=1)
+            okp = pc <= best_chi[pending]
+            best_nu[pending[okp]] = trial_p[okp]
+            best_chi[pending[okp]] = pc[okp]
+            pending = pending[~okp]
             lam *= 0.5
         gain = a_chi - best_chi
         nu[active], chi[active] = best_nu, best_chi
-        active = active[gain >= tol]
-        if active.size == 0:
+        keep = np.nonzero(gain >= tol)[0]
+        if keep.size == 0:
             break
+        # the next step needs μ and J at the new points: the full-step ones are in hand, the damped ones recomputed
+        damped = keep[~ok[keep]]
+        cur = [(mu[keep], J[keep]) for mu, J in tcur]
+        if damped.size:
+            st_d = take_parts(states, damped, n_act)
+            _, dcur = vj(st_d, nu[active[damped]], [o if o.ndim == 1 else o[damped] for o in a_obs], active[damped])
+            where = np.searchsorted(keep, damped)
+            for (mu, J), (dmu, dJ) in zip(cur, dcur):
+                mu[where], J[where] = dmu, dJ
+        states = take_parts(states, keep, n_act)
+        active = active[keep]
     return chi, nu

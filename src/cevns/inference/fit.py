@@ -22,6 +22,8 @@ class FitResult:
     valid: bool
     nfcn: int
     fixed: list[str] = field(default_factory=list)
+    #: physical-consistency warnings: parameters that ended at a limit of their allowed range
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,9 +66,20 @@ def fit(lik: Likelihood, start: dict | None = None, fixed: dict | None = None, h
         fmin = m.fmin
         raise FitError(f"fit of {lik.name} did not converge (EDM {fmin.edm:.3g}, calls {fmin.nfcn}, "
                        f"at limit: {fmin.has_parameters_at_limit}); fixed: {sorted(fixed or {})}")
-    return FitResult({k: float(v) for k, v in zip(lik.parameter_names, m.values)},
-                     {k: float(v) for k, v in zip(lik.parameter_names, m.errors)},
-                     float(m.fval), bool(m.valid), int(m.nfcn), sorted(fixed or {}))
+    values = {k: float(v) for k, v in zip(lik.parameter_names, m.values)}
+    warnings = []
+    for p in lik.parameters:
+        if p.name in (fixed or {}):
+            continue
+        lo, hi = p.limits
+        v = values[p.name]
+        span = (hi - lo) if (lo is not None and hi is not None) else max(1.0, abs(v))
+        for edge, side in ((lo, "lower"), (hi, "upper")):
+            if edge is not None and abs(v - edge) <= 1e-6 * span:
+                warnings.append(f"{p.name} = {v:.6g} is at the {side} limit of its range {tuple(p.limits)}: the "
+                                "minimum may lie beyond it and its error is unreliable")
+    return FitResult(values, {k: float(v) for k, v in zip(lik.parameter_names, m.errors)},
+                     float(m.fval), bool(m.valid), int(m.nfcn), sorted(fixed or {}), warnings)
 
 
 def profile_scan(lik: Likelihood, name: str, values, start: dict | None = None, progress: bool = False) -> np.ndarray:

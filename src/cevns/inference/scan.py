@@ -1,10 +1,11 @@
 """Profile-likelihood scans over physics parameters, limits, Feldman–Cousins and Asimov sensitivity.
 
-Scans evaluate χ²(θ) = min_ν [−2 ln L(θ, ν)] on a grid with :func:`cevns.inference.batch.profile_batch`: the grid is
-processed row by row along the first axis, each row warm-started from the profiled nuisances of the previous row
-(its neighbours), and the rows are split into chunks that run serially or on a Dask cluster (a local one by default
-from the CLI, or ``scheduler='tcp://host:port'``). The chunking is identical in both paths, so the results are too.
-Δχ² is taken from the global minimum (grid minimum polished by a bounded simplex over θ).
+Scans evaluate χ²(θ) = min_ν [−2 ln L(θ, ν)] on a grid with :func:`cevns.inference.batch.profile_batch`. The grid is
+cut into blocks of about a thousand points (:func:`plan_blocks`); in each block a coarse sub-grid is profiled first
+and every other point starts from the nuisances interpolated between its coarse neighbours. Blocks run serially or on
+a Dask cluster (``scheduler='local'``, an address, or a Client) and never depend on each other, so serial and
+distributed results are identical. Δχ² is taken from the global minimum (the grid minimum polished by a bounded
+simplex over θ, unless it sits at the edge of the scan, which is reported as a warning).
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from cevns.errors import CevnsError, ConfigError
 from cevns.inference.batch import profile_batch
 
 __all__ = ["ModelRecipe", "ScanResult", "scan", "parse_axis", "upper_limit", "exclusion_per_mass",
-           "feldman_cousins_1d", "asimov_scan", "WILKS_90_1DOF", "WILKS"]
+           "feldman_cousins_1d", "asimov_scan", "WILKS_90_1DOF", "WILKS", "plan_blocks", "dask_client", "run_blocks",
+           "estimate_scan", "NoLimitInRange"]
 
 #: Δχ² thresholds (Wilks): 1 dof 68.27/90/95 %, 2 dof 68.27/90/95 %
 WILKS = {1: {0.6827: 1.0, 0.90: 2.706, 0.95: 3.841}, 2: {0.6827: 2.296, 0.90: 4.605, 0.95: 5.991}}
@@ -83,20 +85,28 @@ class ScanResult:
     fixed: dict[str, float] = field(default_factory=dict)
     nuisances_hat: np.ndarray | None = None
     nuisance_names: list[str] = field(default_factory=list)
+    #: physical-consistency warnings (best fit at the edge of the scan, ...), one line each
+    warnings: list[str] = field(default_factory=list)
+    #: grid points profiled exactly (all, unless adaptive refinement interpolated the others)
+    evaluated: np.ndarray | None = None
 
     @property
     def delta_chi2(self) -> np.ndarray:
         return self.chi2 - self.chi2_min
 
     def to_dict(self) -> dict:
-        return {"experiments": self.experiments, "parameters": self.parameters,
-                "axes": {k: [float(x) for x in v] for k, v in self.axes.items()},
-                "delta_chi2": np.round(self.delta_chi2, 6).tolist(), "best_fit": self.best_fit,
-                "chi2_min": self.chi2_min, "fixed": self.fixed}
+        out = {"experiments": self.experiments, "parameters": self.parameters,
+               "axes": {k: [float(x) for x in v] for k, v in self.axes.items()},
+               "delta_chi2": np.round(self.delta_chi2, 6).tolist(), "best_fit": self.best_fit,
+               "chi2_min": self.chi2_min, "fixed": self.fixed, "warnings": list(self.warnings)}
+        if self.evaluated is not None and not np.all(self.evaluated):
+            out["evaluated"] = self.evaluated.astype(int).tolist()
+        return out
 
     def save_json(self, path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+        from cevns.io import write_text_atomic
+
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=1))
 
 
 def _grid(axes: dict[str, np.ndarray]):
@@ -105,92 +115,248 @@ def _grid(axes: dict[str, np.ndarray]):
     return names, mesh[0].shape, {n: m for n, m in zip(names, mesh)}
 
 
-def _coarse_start(model, phys_rows: dict[str, np.ndarray], fixed: dict, n_iter: int, stride: int = 4):
-    """Warm starts for a block of rows from its neighbours: profile every ``stride``-th point of every
-    ``stride``-th row, then give each point the nuisances of its nearest profiled neighbour. (R, C, m)"""
-    R, Ccols = next(iter(phys_rows.values())).shape
-    ri = np.unique(np.r_[np.arange(0, R, stride), R - 1])
-    ci = np.unique(np.r_[np.arange(0, Ccols, stride), Ccols - 1])
-    sub = {k: v[np.ix_(ri, ci)] for k, v in phys_rows.items()}
-    _, nu_c = _profile_rows(model, sub, fixed, n_iter, coarse=False)
-    near_r = ri[np.abs(np.arange(R)[:, None] - ri[None, :]).argmin(axis=1)]
-    near_c = ci[np.abs(np.arange(Ccols)[:, None] - ci[None, :]).argmin(axis=1)]
-    pos_r = np.searchsorted(ri, near_r)
-    pos_c = np.searchsorted(ci, near_c)
-    return nu_c[pos_r][:, pos_c]
+def _single_thread():
+    """BLAS held to one thread while profiling (see :mod:`cevns.threads`)."""
+    from cevns.threads import single_blas_thread
+
+    return single_blas_thread()
 
 
-def _profile_rows(recipe_or_model, phys_rows: dict[str, np.ndarray], fixed: dict, n_iter: int,
-                  target_batch: int = 768, coarse: bool = True):
-    """Profile a block of rows (R, C). Rows are profiled in batches of about ``target_batch`` points; each batch
-    is warm-started from the profiled nuisances of the last row before it (its neighbours along the first axis).
-    Returns (χ² (R, C), ν̂ (R, C, m))."""
+def _interp_index(n_fine: int, coarse_idx: np.ndarray):
+    """(lower coarse position, weight) for every fine index from sorted coarse indices (linear in the index)."""
+    f = np.arange(n_fine)
+    k = np.clip(np.searchsorted(coarse_idx, f, side="right") - 1, 0, max(len(coarse_idx) - 2, 0))
+    if len(coarse_idx) == 1:
+        return np.zeros(n_fine, int), np.zeros(n_fine)
+    w = (f - coarse_idx[k]) / (coarse_idx[k + 1] - coarse_idx[k])
+    return k, w
+
+
+def _profile_block(recipe_or_model, phys: dict[str, np.ndarray], fixed: dict, n_iter: int, batch: int = 1024,
+                   stride: int = 4):
+    """Profile a block of grid points (arrays of shape (R, C); a 1-D block has R = 1). A coarse sub-grid (every
+    ``stride``-th point along each axis, plus the last) is profiled first from the nuisance defaults; every other
+    point starts from the nuisances interpolated (bi)linearly between its coarse neighbours. Nothing outside the
+    block is used, so the result does not depend on how blocks are scheduled. Returns (χ² (R, C), ν̂ (R, C, m))."""
     model = recipe_or_model.build() if isinstance(recipe_or_model, ModelRecipe) else recipe_or_model
-    R, Ccols = next(iter(phys_rows.values())).shape
-    warm = None
-    if coarse and R >= 12 and Ccols >= 12:  # 2-D blocks: coarse grid first, then warm starts from neighbours
-        warm = _coarse_start(model, phys_rows, fixed, n_iter)
-    step = max(1, target_batch // max(Ccols, 1))
-    chi = np.empty((R, Ccols))
-    nus = None
-    last = None
-    for a in range(0, R, step):
-        b = min(a + step, R)
-        phys = {k: v[a:b].ravel() for k, v in phys_rows.items()}
-        phys.update({k: np.full((b - a) * Ccols, float(v)) for k, v in fixed.items()})
-        if warm is not None:
-            start = warm[a:b].reshape((b - a) * Ccols, -1)
-        else:
-            start = None if last is None else np.tile(last, (b - a, 1))
-        c, nu = profile_batch(model, phys, n_iter=n_iter, start=start)
-        if nus is None:
-            nus = np.empty((R, Ccols, nu.shape[1]))
-        chi[a:b] = c.reshape(b - a, Ccols)
-        nus[a:b] = nu.reshape(b - a, Ccols, -1)
-        last = nus[b - 1]
-    return chi, nus
+    R, Cc = next(iter(phys.values())).shape
+    N = R * Cc
+
+    def run(idx_flat, start):
+        sub = {k: v.ravel()[idx_flat] for k, v in phys.items()}
+        sub.update({k: np.full(idx_flat.size, float(v)) for k, v in fixed.items()})
+        return profile_batch(model, sub, n_iter=n_iter, start=start)
+
+    with _single_thread():
+        start = None
+        if N >= 16:
+            ri = np.unique(np.r_[np.arange(0, R, stride), R - 1])
+            ci = np.unique(np.r_[np.arange(0, Cc, stride), Cc - 1])
+            coarse = (ri[:, None] * Cc + ci[None, :]).ravel()
+            _, nu_c = run(coarse, None)
+            nu_c = nu_c.reshape(len(ri), len(ci), -1)
+            kr, wr = _interp_index(R, ri)
+            kc, wc = _interp_index(Cc, ci)
+            kr1, kc1 = np.minimum(kr + 1, len(ri) - 1), np.minimum(kc + 1, len(ci) - 1)
+            a = (1 - wr)[:, None, None] * nu_c[kr] + wr[:, None, None] * nu_c[kr1]  # (R, len(ci), m)
+            start = ((1 - wc)[None, :, None] * a[:, kc] + wc[None, :, None] * a[:, kc1]).reshape(N, -1)
+        chi = np.empty(N)
+        nus = None
+        for a0 in range(0, N, batch):
+            idx = np.arange(a0, min(a0 + batch, N))
+            c, nu = run(idx, None if start is None else start[idx])
+            if nus is None:
+                nus = np.empty((N, nu.shape[1]))
+            chi[idx], nus[idx] = c, nu
+    return chi.reshape(R, Cc), nus.reshape(R, Cc, -1)
+
+
+def plan_blocks(shape: tuple[int, ...], block_points: int = 1024) -> list[tuple[int, int]]:
+    """Row ranges along the first axis (points along the only axis of a 1-D grid) of about ``block_points`` points
+    each: the same for serial and distributed runs, so both give identical results."""
+    n0 = shape[0]
+    per_row = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    rows = max(1, int(round(block_points / per_row)))
+    return [(a, min(a + rows, n0)) for a in range(0, n0, rows)]
+
+
+def estimate_scan(model, n_points: int, n_pilot: int = 32) -> dict:
+    """Time [s] and memory [bytes] of a scan of ``n_points`` points, from a pilot profile of ``n_pilot`` points."""
+    import time
+
+    built = model.build() if isinstance(model, ModelRecipe) else model
+    from cevns.inference.batch import as_combined
+
+    comb = as_combined(built)
+    phys = {n: np.full(n_pilot, float(_DEFAULT_POINT.get(n, 0.0))) for n in comb.physics_names}
+    t0 = time.perf_counter()
+    with _single_thread():
+        profile_batch(comb, phys, n_iter=4)
+    per_point = (time.perf_counter() - t0) / n_pilot
+    m = len(comb.nuisances)
+    bins = sum(p.observed.size for p in comb.parts)
+    memory = n_points * (m + 2) * 8 + 1024 * m * bins * 4 * 4
+    return {"seconds": per_point * n_points * 1.3, "bytes": int(memory), "points": n_points}
+
+
+#: a representative point for pilots (the defaults are fine except for masses that need a value)
+_DEFAULT_POINT = {"m_zprime_MeV": 100.0, "m_scalar_MeV": 100.0, "sin2_theta_w": 0.23857, "rn_Cs": 5.0, "rn_I": 5.0,
+                  "rn_Ar": 3.4, "rn_CsI": 5.0}
+
+
+def check_parameters_matter(model, axes: dict, fixed: dict | None = None, rtol: float = 1e-12) -> None:
+    """Refuse a scanned (or fixed, non-default) parameter that does not change the prediction of any part of the
+    model: its profile would be flat and its 'limit' meaningless. Each parameter is moved between the ends of its
+    axis (or between its default and its fixed value) with the other parameters at the upper ends of their axes."""
+    from cevns.inference.batch import as_combined
+    from cevns.interactions.parameters import PARAMETERS
+
+    comb = as_combined(model.build() if isinstance(model, ModelRecipe) else model)
+    fixed = dict(fixed or {})
+    base = {k: float(np.max(v)) for k, v in axes.items()}
+    base.update(fixed)
+    tests = {k: (float(np.min(v)), float(np.max(v))) for k, v in axes.items()}
+    for k, v in fixed.items():
+        d = PARAMETERS[k].default if k in PARAMETERS else None
+        if d is not None and d != v:
+            tests[k] = (float(d), float(v))
+    nu0 = [np.array([[q.value for q in part.nuisances]]) for part in comb.parts]
+    for name, (a, b) in tests.items():
+        moved = False
+        for part, nu in zip(comb.parts, nu0):
+            if name not in part.physics_names:
+                continue
+            pa = {k: np.array([x]) for k, x in base.items() if k in part.physics_names}
+            pb = dict(pa)
+            pa[name], pb[name] = np.array([a]), np.array([b])
+            ma = part.expected(part.prepare(pa), nu)
+            mb = part.expected(part.prepare(pb), nu)
+            if np.any(np.abs(ma - mb) > rtol * np.maximum(np.abs(ma), 1e-300)):
+                moved = True
+                break
+        if not moved:
+            names = " + ".join(p.name for p in comb.parts)
+            raise ConfigError(f"parameter {name} does not change the prediction of {names} between {a:g} and {b:g} "
+                              f"(other parameters at {base}): its profile would be flat; choose experiments it "
+                              "acts on or give the couplings it needs a non-zero value")
 
 
 def scan(model, axes: dict[str, np.ndarray], fixed: dict | None = None, progress: bool = True,
-         scheduler: str | None = None, rows_per_chunk: int | None = None, n_iter: int = 12,
-         polish: bool = True) -> ScanResult:
+         scheduler=None, block_points: int = 1024, n_iter: int = 12, polish: bool = True,
+         refine: bool = False, refine_levels=(1.0, 2.296, 2.706, 3.841, 4.605, 5.991)) -> ScanResult:
     """Profile-likelihood scan on the grid ``axes`` (name → values); ``fixed`` holds other physics parameters.
 
-    ``model`` is a :class:`ModelRecipe` (required for Dask) or a built batched model. ``scheduler``: None/'serial'
-    (in process), 'local' (a Dask LocalCluster on this machine) or a Dask scheduler address.
-    """
+    ``model``: a :class:`ModelRecipe` (required for Dask) or a built model. ``scheduler``: None/'serial' (in process),
+    'local' (a Dask LocalCluster on this machine, created once per process and reused), a scheduler address
+    ('tcp://host:port') or a ``dask.distributed.Client``. The grid is cut into blocks of about ``block_points``
+    points (the same blocks whatever the scheduler: serial and distributed results are identical).
+    ``refine``: profile every fourth point first, then only the cells whose Δχ² range crosses one of
+    ``refine_levels`` (and the cells around the minimum); the other points are interpolated (marked in
+    ``evaluated``)."""
     fixed = dict(fixed or {})
     names, shape, mesh = _grid(axes)
     built = model.build() if isinstance(model, ModelRecipe) else model
     unknown = [n for n in list(names) + list(fixed) if n not in built.physics_names]
     if unknown:
         raise ConfigError(f"scan parameters {unknown} are not parameters of this model; allowed: {built.physics_names}")
-    if len(names) == 1:  # 1-D: all points of a chunk in one batch (no row structure to warm-start along)
-        n = shape[0]
-        cols = rows_per_chunk or 4096
-        blocks = [{k: v[a:min(a + cols, n)][None, :] for k, v in mesh.items()} for a in range(0, n, cols)]
-        results = _run_blocks(model, blocks, fixed, n_iter, progress, scheduler, desc="scan " + names[0])
-        chi = np.concatenate([r[0][0] for r in results]).reshape(shape)
-        nuh = np.concatenate([r[1][0] for r in results]).reshape(shape + (-1,))
+    both = sorted(set(names) & set(fixed))
+    if both:
+        raise ConfigError(f"{both} are both scanned and fixed: give each parameter one role")
+    if len(shape) > 2 and refine:
+        raise ConfigError("adaptive refinement handles 1-D and 2-D scans")
+    desc = "scan " + " × ".join(names)
+    if refine:
+        chi, nuh, evaluated = _refined(model, mesh, shape, fixed, n_iter, progress, scheduler, block_points,
+                                       refine_levels, desc)
     else:
-        n0 = shape[0]
-        flat_rows = {k: v.reshape(n0, -1) for k, v in mesh.items()}
-        if rows_per_chunk is None:
-            rows_per_chunk = n0 if scheduler in (None, "serial") else max(1, n0 // 8)
-        chunks = [(i, min(i + rows_per_chunk, n0)) for i in range(0, n0, rows_per_chunk)]
-        blocks = [{k: v[a:b] for k, v in flat_rows.items()} for a, b in chunks]
-        results = _run_blocks(model, blocks, fixed, n_iter, progress, scheduler, desc="scan " + " × ".join(names))
-        chi = np.concatenate([r[0] for r in results]).reshape(shape)
-        nuh = np.concatenate([r[1] for r in results]).reshape(shape + (-1,))
+        chi, nuh = _profile_grid(model, mesh, shape, fixed, n_iter, progress, scheduler, block_points, desc)
+        evaluated = None
     i_min = np.unravel_index(int(np.argmin(chi)), shape)
     best = {n: float(mesh[n][i_min]) for n in names}
     chi_min = float(chi[i_min])
-    interior = all(0 < i < len(axes[n]) - 1 for i, n in zip(i_min, names))
-    if polish and interior:  # a grid minimum on the edge of the scan (or of a degenerate band) is not refined
+    warnings = _edge_warnings(names, axes, i_min, best)
+    if polish and not warnings:  # a grid minimum on the edge of the scan (or of a degenerate band) is not refined
         best, chi_min = _polish(built, names, axes, best, chi_min, fixed)
     return ScanResult(list(getattr(model, "experiments", [built.name])), names,
                       {n: np.asarray(axes[n], float) for n in names}, chi, best, chi_min, fixed, nuh,
-                      [q.name for q in built.nuisances])
+                      [q.name for q in built.nuisances], warnings, evaluated)
+
+
+def _edge_warnings(names, axes, i_min, best) -> list[str]:
+    """A best fit on the edge of a scanned axis: at a physical boundary of the parameter (Wilks' theorem is only
+    approximate there), or at an arbitrary end of the range (the minimum may lie outside)."""
+    from cevns.interactions.parameters import PARAMETERS
+
+    out = []
+    for i, n in zip(i_min, names):
+        if len(axes[n]) <= 2 or i not in (0, len(axes[n]) - 1):
+            continue
+        lim = PARAMETERS[n].limits if n in PARAMETERS else (None, None)
+        if best[n] in lim:
+            out.append(f"best fit at the physical boundary {n} = {best[n]:.5g}: intervals from Wilks' theorem are "
+                       "approximate there (Feldman–Cousins covers it)")
+        else:
+            out.append(f"best fit at the edge of the scanned range of {n} ({best[n]:.5g}): the minimum may lie "
+                       "outside; widen the range")
+    return out
+
+
+def _profile_grid(model, mesh, shape, fixed, n_iter, progress, scheduler, block_points, desc):
+    """χ² and ν̂ on a full grid, block by block."""
+    n0 = shape[0]
+    rows = {k: v.reshape(n0, -1) for k, v in mesh.items()}
+    spans = plan_blocks(shape, block_points)
+    if len(shape) == 1:
+        blocks = [{k: v[a:b].reshape(1, -1) for k, v in rows.items()} for a, b in spans]
+    else:
+        blocks = [{k: v[a:b] for k, v in rows.items()} for a, b in spans]
+    results = run_blocks(model, blocks, fixed, n_iter, progress, scheduler, desc)
+    chi = np.concatenate([r[0].ravel() for r in results]).reshape(shape)
+    nuh = np.concatenate([r[1].reshape(-1, r[1].shape[-1]) for r in results]).reshape(shape + (-1,))
+    return chi, nuh
+
+
+def _refined(model, mesh, shape, fixed, n_iter, progress, scheduler, block_points, levels, desc, stride: int = 4):
+    """Adaptive refinement: the coarse grid, then the fine points of the cells that matter (see :func:`scan`)."""
+    idx = [np.unique(np.r_[np.arange(0, n, stride), n - 1]) for n in shape]
+    cmesh = {k: v[np.ix_(*idx)] for k, v in mesh.items()}
+    cshape = cmesh[next(iter(cmesh))].shape
+    cchi, cnu = _profile_grid(model, cmesh, cshape, fixed, n_iter, progress, scheduler, block_points, desc + " (coarse)")
+    d = cchi - cchi.min()
+    # linear interpolation of χ² and ν̂ to the fine grid, separable along each axis
+    chi = cchi
+    nuh = cnu
+    for ax, (n, ci) in enumerate(zip(shape, idx)):
+        k, w = _interp_index(n, ci)
+        k1 = np.minimum(k + 1, len(ci) - 1)
+        shp = [1] * chi.ndim
+        shp[ax] = n
+        chi = np.take(chi, k, axis=ax) * (1 - w).reshape(shp) + np.take(chi, k1, axis=ax) * w.reshape(shp)
+        shp_n = shp + [1]
+        nuh = np.take(nuh, k, axis=ax) * (1 - w).reshape(shp_n) + np.take(nuh, k1, axis=ax) * w.reshape(shp_n)
+    # cells to refine: their corner Δχ² straddle a level, or they touch the coarse minimum
+    refine = np.zeros(shape, bool)
+    cells = [range(len(ci) - 1) for ci in idx]
+    imin = np.unravel_index(int(np.argmin(cchi)), cshape)
+    import itertools
+
+    for cell in itertools.product(*cells):
+        corner = tuple(slice(c, c + 2) for c in cell)
+        dc = d[corner]
+        near_min = all(c <= im <= c + 1 for c, im in zip(cell, imin))
+        if near_min or any(dc.min() <= lv <= dc.max() for lv in levels):
+            sel = tuple(slice(ci[c], ci[c + 1] + 1) for c, ci in zip(cell, idx))
+            refine[sel] = True
+    coarse_mask = np.zeros(shape, bool)
+    coarse_mask[np.ix_(*idx)] = True
+    todo = np.argwhere(refine & ~coarse_mask)
+    if todo.size:
+        pts = {k: v[tuple(todo.T)] for k, v in mesh.items()}
+        sub = _profile_grid(model, pts, (todo.shape[0],), fixed, n_iter, progress, scheduler, block_points,
+                            desc + " (refine)")
+        chi[tuple(todo.T)] = sub[0]
+        nuh[tuple(todo.T)] = sub[1]
+    return chi, nuh, refine | coarse_mask
 
 
 def _polish(model, names, axes, best, chi_min, fixed):
@@ -210,8 +376,9 @@ def _polish(model, names, axes, best, chi_min, fixed):
     steps = np.array([1.0 / max(len(axes[n]) - 1, 1) for n in names])
     simplex = np.vstack([u0] + [u0 + np.eye(len(names))[i] * steps[i] for i in range(len(names))])
     try:
-        r = optimize.minimize(f, u0, method="Nelder-Mead",
-                              options={"xatol": 1e-3, "fatol": 1e-3, "maxfev": 30, "initial_simplex": simplex})
+        with _single_thread():
+            r = optimize.minimize(f, u0, method="Nelder-Mead",
+                                  options={"xatol": 1e-3, "fatol": 1e-3, "maxfev": 30, "initial_simplex": simplex})
     except Exception:  # pragma: no cover - keep the grid minimum
         return best, chi_min
     if r.fun < chi_min:
@@ -220,47 +387,89 @@ def _polish(model, names, axes, best, chi_min, fixed):
     return best, chi_min
 
 
-def _run_blocks(model, blocks, fixed, n_iter, progress, scheduler, desc):
+# ---- executors ---------------------------------------------------------------------------------------------------
+_CLIENTS: dict = {}
+
+
+def dask_client(scheduler):
+    """A ``dask.distributed.Client`` for 'local' (a LocalCluster of one single-threaded worker process per core,
+    created once per process and reused, with glibc's malloc trimming left at its default: the distributed default
+    MALLOC_TRIM_THRESHOLD_=65536 made scans 2× slower), an address ('tcp://host:port'; checked for reachability), or
+    a Client passed through."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError("Dask scheduling needs the 'dask' extra: pip install 'cevns[dask]'") from None
+    if isinstance(scheduler, Client):
+        return scheduler
+    if scheduler in _CLIENTS:
+        return _CLIENTS[scheduler]
+    if scheduler == "local":
+        import os
+
+        import dask
+
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                                   host="127.0.0.1", scheduler_port=0, dashboard_address=None)
+        client = Client(cluster)
+    elif isinstance(scheduler, str) and scheduler.startswith(("tcp://", "tls://", "ucx://")):
+        try:
+            client = Client(scheduler, timeout="5s")
+        except Exception as exc:  # noqa: BLE001 - dask raises OSError or TimeoutError subclasses
+            raise ConfigError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    else:
+        raise ConfigError(f"scheduler {scheduler!r}: allowed: serial, local, a tcp:// address, or a dask Client")
+    _CLIENTS[scheduler] = client
+    return client
+
+
+def run_blocks(model, blocks, fixed, n_iter, progress, scheduler, desc):
+    """Profile every block, serially or on Dask, with a progress bar counting points (rate and ETA)."""
     from tqdm import tqdm
 
-    if scheduler in (None, "serial"):
-        out = []
-        for blk in tqdm(blocks, desc=desc, disable=not progress, unit="chunk"):
-            out.append(_profile_rows(model, blk, fixed, n_iter))
-        return out
-    if not isinstance(model, ModelRecipe):
-        raise ConfigError("Dask execution needs a ModelRecipe (picklable), not a built model")
-    from dask.distributed import Client, LocalCluster, as_completed
-
-    cluster = None
-    if scheduler == "local":
-        cluster = LocalCluster(n_workers=None, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               scheduler_port=0, dashboard_address=":0")
-        client = Client(cluster)
-    else:
-        client = Client(scheduler, timeout="10s")
+    sizes = [int(np.prod(next(iter(b.values())).shape)) for b in blocks]
+    bar = tqdm(total=sum(sizes), desc=desc, disable=not progress, unit="pt", smoothing=0.1)
     try:
-        futures = [client.submit(_profile_rows, model, blk, fixed, n_iter, pure=False) for blk in blocks]
+        if scheduler in (None, "serial"):
+            out = []
+            for blk, n in zip(blocks, sizes):
+                out.append(_profile_block(model, blk, fixed, n_iter))
+                bar.update(n)
+            return out
+        if not isinstance(model, ModelRecipe):
+            raise ConfigError("Dask execution needs a ModelRecipe (picklable), not a built model")
+        from dask.distributed import as_completed
+
+        client = dask_client(scheduler)
+        futures = [client.submit(_profile_block, model, blk, fixed, n_iter, pure=False) for blk in blocks]
         index = {f.key: i for i, f in enumerate(futures)}
         out = [None] * len(futures)
-        for fut in tqdm(as_completed(futures), total=len(futures), desc=desc, disable=not progress, unit="chunk"):
-            out[index[fut.key]] = fut.result()
+        for fut in as_completed(futures):
+            i = index[fut.key]
+            out[i] = fut.result()
+            bar.update(sizes[i])
         return out
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        bar.close()
 
 
 def upper_limit(values, delta_chi2, threshold: float = WILKS_90_1DOF) -> float:
     """Smallest value above the minimum where Δχ² crosses ``threshold`` (90 % CL, 1 dof by default)."""
+    if not (math.isfinite(threshold) and threshold > 0):
+        raise ConfigError(f"the Δχ² threshold must be a finite number > 0, got {threshold!r}")
     x = np.asarray(values, float)
     d = np.asarray(delta_chi2, float) - np.min(delta_chi2)
     i0 = int(np.argmin(d))
     for i in range(i0, len(x) - 1):
         if d[i] <= threshold < d[i + 1]:
             return float(x[i] + (threshold - d[i]) * (x[i + 1] - x[i]) / (d[i + 1] - d[i]))
-    raise CevnsError(f"Δχ² never reaches {threshold} above the minimum in [{x[0]}, {x[-1]}]; extend the scan range")
+    raise NoLimitInRange(f"Δχ² stays below {threshold:.4g} from the best fit to the end of the scanned range "
+                         f"({x[-1]:.5g}): no upper limit inside [{x[0]:.5g}, {x[-1]:.5g}]; extend the range")
+
+
+class NoLimitInRange(CevnsError):
+    """The Δχ² threshold is not crossed above the minimum within the scanned range."""
 
 
 def exclusion_per_mass(result: ScanResult, mass_name: str, coupling_name: str,

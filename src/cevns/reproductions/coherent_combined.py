@@ -122,8 +122,23 @@ def reproduce(progress: bool = False, experiments=None) -> Reproduction:
         nn = np.linspace(4, 130, 200)
         k = np.median(sig / Ns**2)
         ax.plot(Ns, sig, "o", color="grey", ms=4, label="SM (π-DAR flux average)")
-        for N, s, lab in zip(Ns, sig, names):
-            ax.annotate(lab, (N, s), textcoords="offset points", xytext=(3, -9), fontsize=7, color="grey")
+        # isotope labels below-right of their points; neighbours closer than 15 % in N (I, Xe, Cs) are stacked
+        # downwards with leader lines so that no two labels (or a label and the CsI point) overlap
+        order = np.argsort(Ns)
+        Nsorted = np.asarray(Ns)[order]
+        crowded = np.zeros(len(order), bool)
+        close = Nsorted[1:] < 1.15 * Nsorted[:-1]
+        crowded[1:] |= close
+        crowded[:-1] |= close
+        stack = -1
+        for pos, i in enumerate(order):
+            N, s, lab = Ns[i], sig[i], names[i]
+            stack = stack + 1 if crowded[pos] else -1
+            if stack < 0:
+                ax.annotate(lab, (N, s), textcoords="offset points", xytext=(4, -10), fontsize=7, color="grey")
+            else:
+                ax.annotate(lab, (N, s), textcoords="offset points", xytext=(24, -14 - 11 * stack), fontsize=7,
+                            color="grey", arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5})
         ax.plot(nn, k * nn**2, color="grey", lw=0.8, ls="--", label="∝ N²")
         for res, N, lab, c in ((rc, 0.5 * (78 + 74), "COHERENT CsI 2021", "tab:blue"), (ra, 22, "COHERENT Ar 2020", "tab:red")):
             ax.errorbar([N], [res["xsec_cm2"]], yerr=[[res["xsec_err_down_cm2"]], [res["xsec_err_up_cm2"]]], fmt="s",
@@ -140,9 +155,11 @@ def reproduce(progress: bool = False, experiments=None) -> Reproduction:
         ax.axhline(1.0, color="tab:red", ls=":", lw=0.9)
         ax.axvline(C.SIN2_THETA_W_0, color="grey", ls="--", lw=0.8, label="SM sin²θ_W(0)")
         ax.set_xlabel("sin²θ_W")
-        ax.set_ylabel("Δχ²")
+        ax.set_ylabel("Δχ² (all nuisances profiled)")
         ax.set_ylim(0, 10)
-        ax.legend(fontsize=8, frameon=False)
+        ax.text(ax.get_xlim()[1], 1.0, " 68 % CL (Δχ² = 1)", color="tab:red", fontsize=7, va="bottom", ha="right")
+        ax.set_title("Weak mixing angle: COHERENT CsI 2021 + Ar 2020 profile likelihood", fontsize=10)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2, frameon=False)
         paths.append(save(fig, Path(outdir) / "combined_sin2w_profile.png"))
         return paths
 

@@ -40,7 +40,7 @@ def _ck():
     try:
         import confluent_kafka
     except ImportError as exc:  # pragma: no cover - dependency missing
-        raise ConfigError("kafka:// needs confluent-kafka (installed with hop-client)") from exc
+        raise ConfigError("kafka:// needs the 'alerts' extra: pip install 'cevns[alerts]'") from exc
     return confluent_kafka
 
 
