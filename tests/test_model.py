@@ -197,7 +197,7 @@ def test_spec_section_errors():
         (lambda s: s["binning"]["axes"][0].update(edges=[0, 10, 5, 60]), "strictly increasing"),
         (lambda s: s["binning"].update(roi={"pe": [30, 6]}), "lo < hi"),
         (lambda s: s["detector"]["quenching"].update(model="lindhardt"), "quenching"),
-        (lambda s: s["source"].update(type="reactor"), "unknown source type"),
+        (lambda s: s["source"].update(type="beta_beam"), "unknown source type"),  # ('reactor' exists since issue 11)
         (lambda s: s["nuisances"].update(csi21_typo={"type": "normsys", "sigma": 0.1}), "declared but no sample uses"),
         (lambda s: s["backgrounds"]["brn"].update(modifiers=["csi21_brn_nrom"]), "not declared"),
         (lambda s: s["signal"]["modifiers"].append({"name": "csi21_ff_norm", "modes": ["physic"]}), "physic"),

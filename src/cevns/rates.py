@@ -16,6 +16,7 @@ energy of the projectile), ``fluence_per_cm2(name)`` and optionally ``species_in
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,7 +99,8 @@ class FluxKernels:
     _contexts: dict = field(default_factory=dict, repr=False)
 
     def get(self, kernel_name: str, kernel_fn, species: str, iso_name: str, flux_weight=None, weight_key=None) -> np.ndarray:
-        """Φ_s N w_i ∫ pdf_s(E) K(T_i, E, M) [× flux_weight(E)] dE over E > E_min(T_i; M, m_s)."""
+        """Φ_s N w_i ∫ pdf_s(E) K(T_i, E, M) [× flux_weight(E)] dE over E > E_min(T_i; M, m_s); a kernel flagged
+        ``needs_projectile_mass`` (dark matter) is called as K(T, E, M, m_MeV=m_s)."""
         key = (kernel_name, species, iso_name, weight_key)
         if key not in self._cache:
             nd = self.nodes[iso_name]
@@ -106,6 +108,8 @@ class FluxKernels:
             sp = self.source.spectrum(species)
             m = source_species(self.source, species).mass_MeV
             T = nd.T_MeV
+            if getattr(kernel_fn, "needs_projectile_mass", False):  # massive projectiles: K(T, E, M, m)
+                kernel_fn = functools.partial(kernel_fn, m_MeV=m)
             if flux_weight is None:
                 g = lambda E: kernel_fn(T[:, None], E, M)  # noqa: E731
             else:
@@ -161,6 +165,8 @@ def flux_kernels(source, components, n_per_panel: int = 16, electrons: dict | No
             bps += [float(t_max(e, M, m)) for e, _ in sp.lines]
             if sp.pdf is not None:
                 bps.append(float(t_max(sp.e_max, M, m)))
+            # a spectrum may name energies where it has kinks (a piecewise table): panels end at their T_max too
+            bps += [float(t_max(e, M, m)) for e in getattr(sp, "kinks", ())]
         nodes[iso.name] = recoil_nodes(iso, bps, n_per_panel)
         n_targets[iso.name] = float(n)
     if electrons:

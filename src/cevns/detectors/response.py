@@ -3,8 +3,10 @@
     R[E_bin, node] = Σ_fine agg[E_bin, fine] · ε(fine centre; ν) · P(fine | E_ee(T_node; ν))
 
 with E_ee from the quenching model (nuclear recoils) or E_ee = T (electron recoils, no quenching), P the smearing
-(Poisson photostatistics, the gamma model of arXiv:2110.07730, or a Gaussian σ = a√E_ee of arXiv:2003.10630), ε the
-efficiency in the observable (PE or keVee). Response parameters (a quenching factor, the ±1σ quenching and
+(Poisson photostatistics, the gamma model of arXiv:2110.07730, a Gaussian σ = a√E_ee of arXiv:2003.10630, or a
+Gaussian σ² = σ_noise² + F ε_pair E_ee of an ionisation or calorimetric detector, e.g. germanium with F ≈ 0.11,
+ε_pair = 2.96 eV), ε the efficiency in the observable (PE, keVee, or eV for calorimeters) times an optional
+threshold (a step, or an error-function edge of a given width, in the observable's unit). Response parameters (a quenching factor, the ±1σ quenching and
 efficiency models of a release) are named in the spec's detector section and declared in its nuisances;
 :meth:`DetectorResponse.matrix` takes their values. Expected counts are R @ (events per node).
 """
@@ -14,10 +16,11 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import special
 
 from cevns.detectors.efficiency import coherent2017_efficiency, coherent2021_efficiency, coherent2021_time_efficiency
-from cevns.detectors.quenching import (ConstantQuenching, quenching_from_release_coeffs, quenching_from_spec,
-                                       variant_coefficients)
+from cevns.detectors.quenching import (ConstantQuenching, Lindhard, TabulatedQF, quenching_from_release_coeffs,
+                                       quenching_from_spec, variant_coefficients)
 from cevns.detectors.smearing import gamma_pe_matrix, gaussian_matrix, poisson_pe_matrix
 from cevns.errors import ConfigError, DataError
 
@@ -39,15 +42,18 @@ def aggregate_rows(fine: np.ndarray, fine_edges, obs_edges) -> np.ndarray:
     """Sum rows of ``fine`` (one row per fine bin, edges ``fine_edges``) into coarser bins ``obs_edges``; every obs
     edge must coincide with a fine edge."""
     fine_edges = np.asarray(fine_edges, dtype=float)
-    idx = np.searchsorted(fine_edges, obs_edges)
+    tol = 1e-9 * max(1.0, abs(float(fine_edges[-1])))  # edges like 0.2 vs 0.19999999999999998 of an arange
+    idx = np.searchsorted(fine_edges, np.asarray(obs_edges, dtype=float) - tol)
     if np.any(idx >= len(fine_edges)) or not np.allclose(fine_edges[idx], obs_edges):
         raise ConfigError("observable bin edges must coincide with the 1-PE fine bin edges")
     cs = np.vstack([np.zeros((1, fine.shape[1])), np.cumsum(fine, axis=0)])
     return cs[idx[1:]] - cs[idx[:-1]]
 
 
-QUENCHING_MODELS = ("constant", "linear_qf", "polynomial_eee", "tabulated", "release_polynomial_MeV")
-SMEARING_MODELS = ("poisson", "gamma", "gaussian_sqrt")
+QUENCHING_MODELS = ("constant", "linear_qf", "polynomial_eee", "tabulated", "release_polynomial_MeV", "lindhard", "none")
+SMEARING_MODELS = ("poisson", "gamma", "gaussian_sqrt", "gaussian_noise_fano")
+#: observable units and their size in keV of (electron-equivalent or, for calorimeters, recoil) energy per unit
+OBSERVABLE_UNITS = ("pe", "keVee", "eV")
 EFFICIENCY_MODELS = ("none", "coherent2017", "coherent2021", "table")
 
 
@@ -80,8 +86,18 @@ class DetectorResponse:
                 raise ConfigError(f"spec {name}: light yield must be > 0 PE/keVee")
         elif self.axis == "keVee":
             self.light_yield = 1.0
+        elif self.axis == "eV":  # calorimeters: energy in eV (per keV of deposited energy: 1000)
+            self.light_yield = 1000.0
         else:
-            raise ConfigError(f"spec {name}: observable unit {self.axis!r}; allowed: pe, keVee")
+            raise ConfigError(f"spec {name}: observable unit {self.axis!r}; allowed: {', '.join(OBSERVABLE_UNITS)}")
+        thr = sec.get("threshold")
+        self.threshold = None
+        if thr is not None:
+            v, w = thr.get("value"), thr.get("width", 0.0)
+            for what, x in (("threshold", v), ("threshold width", w)):
+                if not (isinstance(x, (int, float)) and math.isfinite(x) and x >= 0):
+                    raise ConfigError(f"spec {name}: detector {what} must be a number >= 0 ({self.axis}), got {x!r}")
+            self.threshold = (float(v), float(w))
         if self.energy_edges[0] < 0:
             raise ConfigError(f"spec {name}: the energy axis must start at >= 0")
         sm = sec["smearing"]
@@ -96,9 +112,18 @@ class DetectorResponse:
             width = float(sm.get("fine_width", 0.5))
         self.fine_edges = np.arange(0.0, self.energy_edges[-1] + 0.5 * width, width)
         self._agg = aggregate_rows(np.eye(len(self.fine_edges) - 1), self.fine_edges, self.energy_edges)
+        # the same aggregation as index ranges of fine bins: R = Σ_{fine ∈ bin} (a sum, no matrix product)
+        lo = np.argmax(self._agg > 0.5, axis=1)
+        self._agg_starts = lo.astype(np.intp)
+        self._agg_stop = int(lo[-1] + np.count_nonzero(self._agg[-1] > 0.5))
+        if not np.all(np.diff(self._agg_starts) == np.count_nonzero(self._agg[:-1] > 0.5, axis=1)):
+            raise ConfigError(f"spec {name}: observable bins must be contiguous")
         self._fine_centres = _centres(self.fine_edges)
         self._setup_quenching(sec["quenching"])
         self._setup_efficiency(sec.get("efficiency", {"model": "none"}))
+        thr = self.threshold
+        self._direct_gaussian = (self.smearing in ("gaussian_noise_fano", "gaussian_sqrt") and self.eff_model == "none"
+                                 and (thr is None or (thr[1] == 0 and thr[0] <= self.energy_edges[0])))
         te = sec.get("time_efficiency")
         self.time_efficiency_params = None if te is None else {"t0_us": te["t0_us"], "slope_per_us": te["slope_per_us"]}
 
@@ -117,6 +142,14 @@ class DetectorResponse:
             if "parameter" in q:
                 self.response_parameters[q["parameter"]] = self.qf0
                 self.quenching_parameters.add(q["parameter"])
+        elif m == "lindhard":
+            self.q_fixed = Lindhard(q["k"], q.get("Z", 32), q.get("adiabatic_xi_keV", 0.0))  # validates
+            if "parameter" in q:
+                self.response_parameters[q["parameter"]] = float(q["k"])
+                self.quenching_parameters.add(q["parameter"])
+        elif m == "tabulated" and "file" in q:
+            tab = _read_table(self.file_fn(q["file"]), ncols=2, min_rows=2)
+            self.q_fixed = TabulatedQF(tuple(tab[:, 0]), tuple(tab[:, 1]))
         elif m == "release_polynomial_MeV":
             tab = _read_table(self.file_fn(q["file"]), ncols=4, min_rows=1)
             self.q_nominal = tab[q.get("nominal_row", 0)]
@@ -135,6 +168,9 @@ class DetectorResponse:
         if self.q_model == "constant":
             qf = s.get(self.sec["quenching"].get("parameter"), self.qf0)
             return ConstantQuenching(qf).eee_keV(T)
+        if self.q_model == "lindhard" and "parameter" in self.sec["quenching"]:
+            q = self.q_fixed
+            return Lindhard(s.get(self.sec["quenching"]["parameter"], q.k), q.Z, q.adiabatic_xi_keV).eee_keV(T)
         if self.q_model == "release_polynomial_MeV":
             c = self.q_nominal.copy()
             for name, plus, minus in self.q_variants:
@@ -170,8 +206,16 @@ class DetectorResponse:
 
     def efficiency(self, x, settings: dict | None = None) -> np.ndarray:
         """Efficiency at observable values x (PE or keVee) for response-parameter values ``settings``."""
-        s = settings or {}
         x = np.asarray(x, float)
+        eff = self._efficiency(x, settings)
+        if self.threshold is not None:
+            thr, w = self.threshold
+            edge = (x >= thr).astype(float) if w == 0 else 0.5 * special.erfc((thr - x) / (math.sqrt(2.0) * w))
+            eff = eff * edge
+        return eff
+
+    def _efficiency(self, x, settings: dict | None = None) -> np.ndarray:
+        s = settings or {}
         if self.eff_model == "none":
             return np.ones_like(x)
         if self.eff_model == "coherent2017":
@@ -191,19 +235,47 @@ class DetectorResponse:
         return coherent2021_time_efficiency(t_us, **self.time_efficiency_params)
 
     # -- response matrices ---------------------------------------------------------------------------------------
-    def _smear(self, eee: np.ndarray) -> np.ndarray:
+    def _smear(self, eee: np.ndarray, a: int = 0, edges=None) -> np.ndarray:
+        """P[fine bin, node] for the fine bins from index ``a`` on (Gaussian models; the others compute all rows), or
+        for the bins ``edges`` (Gaussian models)."""
         if self.smearing == "poisson":
-            return poisson_pe_matrix(self.light_yield * eee, len(self.fine_edges) - 1)
+            return poisson_pe_matrix(self.light_yield * eee, len(self.fine_edges) - 1)[a:]
         sm = self.sec["smearing"]
         if self.smearing == "gamma":
-            return gamma_pe_matrix(eee, self.light_yield, self.fine_edges, sm["a_coef"], sm["b_coef"])
-        return gaussian_matrix(eee, sm["a_sqrt_keV"] * np.sqrt(np.maximum(eee, 0.0)), self.fine_edges)
+            return gamma_pe_matrix(eee, self.light_yield, self.fine_edges, sm["a_coef"], sm["b_coef"])[a:]
+        ly = self.light_yield
+        fe = self.fine_edges[a:] if edges is None else edges
+        if self.smearing == "gaussian_noise_fano":
+            # σ² = σ_noise² + F ε_pair E (energies in keV), in the observable's unit
+            var_keV2 = (1e-3 * sm["sigma_noise_eV"]) ** 2 + sm.get("fano", 0.0) * 1e-3 * sm.get("pair_energy_eV", 2.96) * \
+                np.maximum(eee, 0.0)
+            P = gaussian_matrix(ly * eee, ly * np.sqrt(var_keV2), fe)
+            if sm.get("pedestal") == "subtract":
+                # only the excess over a window without deposit: P(x | E) − P(x | 0) (the noise triggers themselves
+                # are background), so that deposits far below the noise add ~E dP/dE, not P(x | 0) each
+                P = P - gaussian_matrix(np.zeros(1), np.full(1, ly * 1e-3 * sm["sigma_noise_eV"]), fe)
+            return P
+        return gaussian_matrix(ly * eee, ly * sm["a_sqrt_keV"] * np.sqrt(np.maximum(eee, 0.0)), fe)
 
     def matrix(self, T_keV, settings: dict | None = None, electron: bool = False) -> np.ndarray:
         """R[E_bin, node] for recoils T [keV] (nuclear, or electron recoils without quenching) at ``settings``."""
         eee = np.asarray(T_keV, float) if electron else self.eee_keV(T_keV, settings)
-        eff = self.efficiency(self._fine_centres, settings)
-        return (self._agg * eff[None, :]) @ self._smear(eee)
+        if self._direct_gaussian:  # efficiency 1 over the bins: integrate the Gaussian over each bin directly
+            return self._smear(eee, edges=self.energy_edges)
+        eff = self._fine_efficiency(settings)
+        a, b = int(self._agg_starts[0]), self._agg_stop  # only the fine bins inside the observable bins
+        W = self._smear(eee, a)[: b - a] * eff[a:b, None]
+        return np.add.reduceat(W, self._agg_starts - a, axis=0)
+
+    def _fine_efficiency(self, settings: dict | None) -> np.ndarray:
+        """The efficiency at the fine-bin centres; computed once when no response parameter can change it."""
+        if self.eff_model in ("coherent2021",) and self.eff_variant is not None:
+            return self.efficiency(self._fine_centres, settings)
+        cached = getattr(self, "_fine_eff_cache", None)
+        if cached is None:
+            cached = self._fine_eff_cache = self.efficiency(self._fine_centres, None)
+            cached.setflags(write=False)
+        return cached
 
     def electron_energy_max_keV(self) -> float:
         """The electron-equivalent energy at the top of the observable axis [keVee]."""

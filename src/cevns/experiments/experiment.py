@@ -19,6 +19,7 @@ from cevns.experiments.sections.backgrounds import build_background
 from cevns.experiments.sections.binning import build_binning
 from cevns.experiments.sections.data import build_data
 from cevns.experiments.sections.detector import build_detector
+from cevns.experiments.sections.extra_signals import build_extra_signals
 from cevns.experiments.sections.nuisances import ParamCollector, build_nuisances
 from cevns.experiments.sections.signal import SIGNAL_MODES, build_signal
 from cevns.experiments.sections.source import build_source
@@ -52,7 +53,11 @@ class Experiment:
         if "cevns" in self.backgrounds:
             raise ConfigError(f"spec {name}: 'cevns' is the signal's name; rename the background")
         self.signal = build_signal(spec["signal"], self)
+        #: additional physics-dependent samples with their own source (e.g. accelerator dark matter)
+        self.extra_signals = build_extra_signals(spec.get("extra_signals", {}), self)
         self._models: dict = {}
+        if spec["data"]["observed"].get("format") == "asimov":
+            self._set_asimov_observed()
         self._check_declarations()
 
     # -- basics ------------------------------------------------------------------------------------------------
@@ -77,6 +82,16 @@ class Experiment:
             out[(k, "all")] = float(np.sum(v))
             out[(k, "roi")] = float(self.binning.select(v).sum())
         return out
+
+    def _set_asimov_observed(self) -> None:
+        """Data format 'asimov' (a projection without data): the observed counts are the model's nominal expectation
+        (Standard Model, every nuisance at its nominal value), μ of the 'physics' mode."""
+        m = self.model("physics")
+        mu = m.expected(m.prepare({}), m.defaults()[None, :])[0]
+        self.observed_full = self.binning.full(mu)
+        self.data["observed"] = self.observed_full
+        self.observed = self.binning.select(self.observed_full)
+        self._models = {}
 
     def _check_declarations(self) -> None:
         """Every declared nuisance is used by some signal mode (a typo would otherwise be a silent no-op)."""
@@ -104,7 +119,7 @@ class Experiment:
         physics = tuple(sorted(set(physics)))
         if physics and signal != "physics":
             raise ConfigError(f"physics parameters {list(physics)} need the 'physics' signal mode, not {signal!r}")
-        key = (signal, physics)
+        key = (signal, physics) + tuple(x.model_key for x in self.extra_signals.values())
         if key not in self._models:
             from cevns.interactions.parameters import validate_params
 
@@ -114,6 +129,7 @@ class Experiment:
             mask = self.binning.mask
             samples = [self.signal.sample(pc, signal, physics, mask)]
             samples += [b.sample(pc, mask) for b in self.backgrounds.values()]
+            samples += [x.sample(pc, mask) for x in self.extra_signals.values()]
             labels = {s.name: s.label or s.name for s in samples}
             self._models[key] = ForwardModel(self.name, physics, pc.params, self.observed, samples,
                                              {"signal": signal, "labels": labels, "shape": self.binning.shape})

@@ -4,8 +4,10 @@ Names (stable across versions): ``eps_{ee,mumu,tautau,emu,etau,mutau}_{u,d}V`` (
 ``mu_nu_mu`` (magnetic moments, 10⁻¹⁰ μ_B), ``chr_nu_e``, ``chr_nu_mu`` (charge radii on top of the SM ones,
 10⁻³² cm²), ``sin2_theta_w``, ``rn_Cs``, ``rn_I``, ``rn_Ar``, ``rn_CsI`` (neutron rms radii, fm), ``g_zprime``,
 ``g_zprime_BL``, ``m_zprime_MeV``, ``g_scalar``, ``m_scalar_MeV`` (light mediators), ``dm2_41_eV2``, ``Ue4_sq``,
-``Umu4_sq`` (3+1 sterile mixing). Which process of :mod:`cevns.interactions.terms` uses each name is declared by
-the process; this module only says what a name means and which values are allowed.
+``Umu4_sq`` (3+1 sterile mixing), ``dm_sigma_si_1e45_cm2`` (spin-independent DM–nucleon cross section, for
+dark-matter projectiles), ``dp_epsilon``, ``dp_alpha_d``, ``dp_m_v_MeV`` (dark photon: kinetic mixing, dark
+coupling, mass; :mod:`cevns.interactions.dark_photon`). Which process of :mod:`cevns.interactions.terms` uses
+each name is declared by the process; this module only says what a name means and which values are allowed.
 """
 from __future__ import annotations
 
@@ -73,6 +75,16 @@ def _table() -> dict[str, PhysicsParameter]:
     out["dm2_41_eV2"] = P("dm2_41_eV2", 0.0, "eV^2", (0.0, 1e4), "3+1 sterile mass splitting Δm²₄₁", "oscillation", 0.1)
     out["Ue4_sq"] = P("Ue4_sq", 0.0, "1", (0.0, 1.0), "|U_e4|² (ν_e–sterile mixing)", "oscillation")
     out["Umu4_sq"] = P("Umu4_sq", 0.0, "1", (0.0, 1.0), "|U_μ4|² (ν_μ–sterile mixing)", "oscillation")
+    out["dm_sigma_si_1e45_cm2"] = P("dm_sigma_si_1e45_cm2", 1.0, "1e-45 cm^2", (0.0, 1e8),
+                                    "spin-independent DM–nucleon cross section σ_n (f_p = f_n; acts on dark-matter "
+                                    "projectiles only; default: the reference 1e-45 cm²)", "dark_matter", 0.1)
+    out["dp_epsilon"] = P("dp_epsilon", 0.0, "1", (0.0, 1.0),
+                          "dark-photon kinetic mixing ε (vector portal; acts on dark-matter projectiles of the "
+                          "'dark_photon' process, and on accelerator_dm production; 0: no dark photon)", "dark_matter",
+                          1e-5)
+    out["dp_alpha_d"] = P("dp_alpha_d", 0.5, "1", (1e-12, 4 * 3.141592653589793),
+                          "dark coupling α_D = g_D²/4π of χ to the dark photon", "dark_matter", 0.05)
+    out["dp_m_v_MeV"] = P("dp_m_v_MeV", 30.0, "MeV", (1e-3, 1e5), "dark-photon mass m_V", "dark_matter", 1.0)
     return out
 
 

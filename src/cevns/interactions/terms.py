@@ -16,6 +16,8 @@ defines a :class:`~cevns.interactions.process.Process` and one line in :data:`PR
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from cevns import constants as C
@@ -26,6 +28,8 @@ from cevns.interactions.electron import electron_couplings, kernel_e_L, kernel_e
 from cevns.interactions.mediators import SCALAR_MEDIATOR_PROCESS, VECTOR_MEDIATOR_PROCESS
 from cevns.interactions.nsi import NSI_PROCESS
 from cevns.interactions.oscillation import STERILE_PROCESS
+from cevns.interactions.dark_matter import DM_SI_PROCESS
+from cevns.interactions.dark_photon import DARK_PHOTON_PROCESS
 from cevns.interactions.parameters import PARAM_NAMES, PARAMETERS, batch_size, validate_params, value
 from cevns.interactions.process import ElectronContext, NuclearContext, NuclearState, Process
 from cevns.sources.species import species as lookup_species
@@ -71,7 +75,8 @@ SM_PROCESS = Process("standard_model", ("sin2_theta_w", *RADIUS_PARAMS.values(),
 
 #: every process, the Standard Model first; each parameter name belongs to exactly one of them
 PROCESSES: tuple[Process, ...] = (SM_PROCESS, NSI_PROCESS, CHARGE_RADIUS_PROCESS, VECTOR_MEDIATOR_PROCESS,
-                                  MAGNETIC_PROCESS, SCALAR_MEDIATOR_PROCESS, STERILE_PROCESS)
+                                  MAGNETIC_PROCESS, SCALAR_MEDIATOR_PROCESS, STERILE_PROCESS, DM_SI_PROCESS,
+                                  DARK_PHOTON_PROCESS)
 
 #: kinematic kernels by name, (T, E, M) → cm²/MeV (electron kernels ignore M)
 KERNELS = {k: f for p in PROCESSES for k, f in {**p.kernels, **p.electron_kernels}.items()}
@@ -89,18 +94,48 @@ def process_of(name: str) -> Process:
 
 def active_processes(names) -> list[Process]:
     """The processes (SM always first) that parameters ``names`` switch on."""
-    names = set(names)
+    return list(_active_processes(frozenset(names)))
+
+
+@lru_cache(maxsize=512)
+def _active_processes(names: frozenset) -> tuple[Process, ...]:
     for n in names:
         process_of(n)
-    return [SM_PROCESS] + [p for p in PROCESSES[1:] if p.active(names)]
+    return (SM_PROCESS,) + tuple(p for p in PROCESSES[1:] if p.active(set(names)))
+
+
+#: kernels of the processes for other projectile kinds (dark matter): folded on demand, outside required_kernels
+_OTHER_KIND_KERNELS = tuple(k for p in PROCESSES if p.species_kind != "neutrino" for k in p.kernels)
+
+
+def _other_kind_weights(phys: dict, ctx: NuclearContext, P: int) -> dict[str, np.ndarray]:
+    """{kernel: weights (P, nodes)} of the processes of the projectile's kind (e.g. 'dark_matter'), whose
+    ``incoherent`` callables receive the :class:`NuclearContext` itself. A species that names its ``process`` (e.g.
+    accelerator dark matter: 'dark_photon') gets that process only. Their kernels are folded on demand by the
+    callers (:class:`cevns.model.signal.PredictedSignal` folds each returned kernel lazily), so they are checked
+    against the registered kernels, not against the neutrino list of :func:`required_kernels`."""
+    terms: dict[str, np.ndarray] = {}
+    only = getattr(ctx.species, "process", None)
+    for p in PROCESSES:
+        if p.species_kind == ctx.species.kind and p.incoherent is not None and only in (None, p.name):
+            for k, w in p.incoherent(ctx, phys, P).items():
+                w = np.broadcast_to(w, (P, ctx.T_MeV.size))
+                terms[k] = terms[k] + w if k in terms else w
+    return _check_kernels(terms, KERNELS)
 
 
 def required_kernels(names, target: str = "nucleus") -> tuple[str, ...]:
     """Kernel names whose weights :func:`nuclear_weights` (target 'nucleus') or :func:`electron_weights` (target
     'electron') return for parameters ``names``: fold exactly these with the flux."""
-    procs = active_processes(names)
+    return _required_kernels(frozenset(names), target)
+
+
+@lru_cache(maxsize=512)
+def _required_kernels(names: frozenset, target: str) -> tuple[str, ...]:
+    procs = _active_processes(names)
     if target == "nucleus":
-        return ("sm",) + tuple(k for p in procs[1:] for k in p.incoherent_kernels if k != "sm")
+        return ("sm",) + tuple(k for p in procs[1:] for k in p.incoherent_kernels if k != "sm"
+                               and p.species_kind == "neutrino")
     if target == "electron":
         return ("e_L", "e_R", "e_LR") + tuple(k for p in procs[1:] for k in p.electron_incoherent_kernels)
     raise UnknownNameError("scattering target", target, ["nucleus", "electron"])
@@ -111,7 +146,9 @@ def nuclear_weights(phys: dict, ctx: NuclearContext, kernels=None) -> dict[str, 
     ``ctx`` at already validated parameters ``phys`` (absent names keep their defaults); dσ/dT = Σ_k w_k K_k.
     'sm' = [Q_SM + Σ ΔQ]² + Σ incoherent 'sm' parts (see the module docstring). ``kernels``: the names the caller
     has folded; a term outside them raises UnknownNameError. Non-neutrino species get only the processes of their
-    kind (none yet: an empty dict)."""
+    kind (dark matter: :mod:`cevns.interactions.dark_matter`), whatever ``kernels`` says."""
+    if not ctx.species.is_neutrino:
+        return _other_kind_weights(phys, ctx, batch_size(phys))
     if not phys:  # the Standard Model: the same weights every time (cached on the context)
         cached = getattr(ctx, "_sm_weights", None)
         if cached is None:
@@ -132,10 +169,10 @@ def _check_kernels(terms: dict, kernels) -> dict:
 def _nuclear_weights(phys: dict, ctx: NuclearContext) -> dict[str, np.ndarray]:
     P = batch_size(phys)
     if not ctx.species.is_neutrino:
-        return {}
+        return _other_kind_weights(phys, ctx, P)
     q, NFn = _sm_amplitude(ctx, phys, P)
     st = NuclearState(ctx, P, NFn)
-    procs = [p for p in PROCESSES[1:] if p.active(phys)]
+    procs = [p for p in PROCESSES[1:] if p.active(phys) and p.species_kind == "neutrino"]
     for p in procs:
         if p.amplitude is not None:
             d = p.amplitude(st, phys, P)
@@ -165,7 +202,7 @@ def _electron_weights(phys: dict, ec: ElectronContext) -> dict[str, np.ndarray]:
     P = batch_size(phys)
     if not ec.species.is_neutrino:
         return {}
-    procs = [p for p in PROCESSES[1:] if p.active(phys)]
+    procs = [p for p in PROCESSES[1:] if p.active(phys) and p.species_kind == "neutrino"]
     delta = 0.0
     for p in procs:
         if p.electron_shift is not None:
@@ -187,9 +224,12 @@ def _electron_weights(phys: dict, ec: ElectronContext) -> dict[str, np.ndarray]:
 def flux_terms(phys: dict, species) -> list[tuple[np.ndarray, np.ndarray]]:
     """[(A (P,), Δm² (P,) [eV²])] of the processes acting on the flux of ``species``: the rate becomes
     R_SM − A · R_osc(Δm²) with R_osc the same kernels folded with ⟨sin²(1.267 Δm² L/E)⟩ (arXiv:2203.07323 Sec. 2)."""
+    procs = [p for p in PROCESSES if p.flux is not None and p.active(phys)]
+    if not procs:  # nothing acts on the flux: no species lookup (sources may name species '8B', 'chi', ...)
+        return []
     sp = lookup_species(species)
     P = batch_size(phys)
-    return [p.flux(phys, sp, P) for p in PROCESSES if p.flux is not None and p.active(phys)]
+    return [p.flux(phys, sp, P) for p in procs]
 
 
 # ---- convenience entry points (build the context on the fly; the forward models keep theirs) ------------------

@@ -156,15 +156,17 @@ def _normalise(shape: np.ndarray, nu: np.ndarray, norms: list, count: int | None
                 others = others * v
         if count is not None:
             others = others * nu[:, count] / Fs
-        J.add(k, others[:, None] * shape)
+        J.mul(k, shape, others[:, None])
     for ks, block in blocks:
-        d = c[:, None, None] * block
-        if count is not None:
-            d -= mu[:, None, :] * (block.sum(axis=2) / Fs[:, None])[:, :, None]
-        for j, k in enumerate(ks):
-            J.add(int(k), d[:, j])
+        if count is None:
+            for j, k in enumerate(ks):
+                J.mul(int(k), block[:, j], c[:, None])
+        else:
+            d = c[:, None, None] * block - mu[:, None, :] * (block.sum(axis=2) / Fs[:, None])[:, :, None]
+            for j, k in enumerate(ks):
+                J.add(int(k), d[:, j])
     if count is not None:
-        J.add(count, (c_norm / Fs)[:, None] * shape)
+        J.mul(count, shape, (c_norm / Fs)[:, None])
     return mu
 
 
@@ -180,6 +182,14 @@ class JacobianAccumulator:
             self.J[:, k] += d
         else:
             self.J[:, k] = d
+            self.done[k] = True
+
+    def mul(self, k: int, a: np.ndarray, b: np.ndarray) -> None:
+        """Row k += a · b, written in place (no temporary) when the row is still empty."""
+        if self.done[k]:
+            self.J[:, k] += a * b
+        else:
+            np.multiply(a, b, out=self.J[:, k], casting="unsafe")
             self.done[k] = True
 
     def result(self) -> np.ndarray:
@@ -428,7 +438,8 @@ class TemplateSample:
             shape = t if state is None else t * state
             if dts is not None:
                 w = pos if state is None else pos * state
-                blocks.append((np.array([m.param for m in self.mods]), dts * w[:, None, :]))
+                dts *= w[:, None, :]
+                blocks.append((np.array([m.param for m in self.mods]), dts))
         else:
             shape = self.nominal[None] if state is None else self.nominal[None] * state
         return _normalise(shape, nu, self.norms, self.count, J, blocks)

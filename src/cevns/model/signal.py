@@ -80,6 +80,18 @@ class PredictedSignal:
                 raise ConfigError("electron recoils need electron response matrices")
             self.e_contexts = {(s, el): flux.electron_context(el, s) for el in self.electron_atoms for s in self.species}
 
+    def with_response(self, response: ResponseSettings) -> "PredictedSignal":
+        """The same signal (kernels, contexts) with other response matrices of the same shape: a shallow copy with
+        an empty stacked-matrix cache (one-off predictions at new response settings reuse everything else)."""
+        import copy
+
+        if response.n_settings != self.V:
+            raise ConfigError(f"{response.n_settings} response settings for a signal built with {self.V}")
+        out = copy.copy(self)
+        out.response = response
+        out._stacked = {}
+        return out
+
     # -- stacked response ⊙ kernel matrices ---------------------------------------------------------------------
     def _stack(self, key: tuple, kernel_vec: np.ndarray, iso_name: str, electron: bool) -> np.ndarray:
         """(nodes, V·n_E): the response of every setting times one flux-folded kernel, transposed for w @ M."""

@@ -62,8 +62,9 @@ class Reproduction:
                 return clean(v.item()) if getattr(v, "ndim", 0) == 0 else clean(v.tolist())
             return v
 
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(clean(self.results), indent=2))
+        from cevns.io import write_text_atomic
+
+        write_text_atomic(path, json.dumps(clean(self.results), indent=2))
 
 
 #: name -> "module:function" (lazy import, so a missing optional part does not break the CLI)
@@ -72,6 +73,7 @@ REPRODUCTIONS: dict[str, str] = {
     "coherent-csi-2017": "cevns.reproductions.coherent_csi_2017:reproduce",
     "coherent-csi-2021": "cevns.reproductions.coherent_csi_2021:reproduce",
     "coherent-ar-2020": "cevns.reproductions.coherent_ar_2020:reproduce",
+    "xenonnt-b8": "cevns.reproductions.xenonnt_b8:reproduce",
 }
 
 

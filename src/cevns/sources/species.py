@@ -20,13 +20,16 @@ KINDS = ("neutrino", "dark_matter")
 @dataclass(frozen=True)
 class Species:
     """A projectile: ``name``, ``mass_MeV`` (≥ 0), ``kind`` (one of :data:`KINDS`), ``family`` ('e', 'mu', 'tau' for
-    neutrinos, else None), ``anti`` (antiparticle)."""
+    neutrinos; for dark matter optionally its spin statistics, e.g. 'complex_scalar' or 'dirac'; else None), ``anti``
+    (antiparticle), ``process`` (dark matter: the name of the one registered process that acts on it, e.g.
+    'dark_photon'; None: every process of its kind)."""
 
     name: str
     mass_MeV: float = 0.0
     kind: str = "neutrino"
     family: str | None = None
     anti: bool = False
+    process: str | None = None
 
     def __post_init__(self):
         if self.kind not in KINDS:

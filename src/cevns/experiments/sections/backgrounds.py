@@ -10,7 +10,11 @@ Types:
   (``shift_parameter``) or following the source's pulse mean (``follows: pulse_mean``);
 * ``steady_state``: the energy marginal of an auxiliary dataset (anti-coincidence window) × its time marginal
   (``time_shape: data``) or a flat time distribution × time efficiency (``flat_times_efficiency``);
-* ``template``: a released N-D template normalised to its predicted counts, with ``histosys`` variants.
+* ``template``: a released N-D template normalised to its predicted counts, with ``histosys`` variants;
+* ``efficiency_templates`` / ``released_array``: predicted spectra folded with released efficiency templates, and
+  released templates per tonne-year × exposure (:mod:`.efficiency_templates`);
+* ``residual_offset`` / ``scaled_dataset`` / ``analytic``: the offset of a residual spectrum, an auxiliary dataset ×
+  a scale (reactor-off × on/off exposure ratio), analytic shapes in the observable (:mod:`.spectrum_backgrounds`).
 
 ``modifiers``: names of normsys/normfactor parameters, or {name, plus, minus, normalisation} for a histosys.
 """
@@ -29,7 +33,8 @@ from cevns.model.samples import FactorisedSample, GridModifier, TemplateSample
 
 __all__ = ["BACKGROUND_TYPES", "build_background", "histosys_variants"]
 
-BACKGROUND_TYPES = ("factorised_release", "steady_state", "template")
+BACKGROUND_TYPES = ("factorised_release", "steady_state", "template", "efficiency_templates", "released_array",
+                    "residual_offset", "scaled_dataset", "analytic")
 
 
 def _aggregate(values, fine_edges, edges, what: str) -> np.ndarray:
@@ -183,7 +188,30 @@ class Template:
         return TemplateSample(self.name, self.nominal, mods, norms, label=self.label)
 
 
-_BUILDERS = {"factorised_release": FactorisedRelease, "steady_state": SteadyState, "template": Template}
+def _efficiency_templates(name: str, sec: dict, exp):
+    from cevns.experiments.sections.efficiency_templates import EfficiencyTemplateBackground
+
+    return EfficiencyTemplateBackground(name, sec, exp)
+
+
+def _released_array(name: str, sec: dict, exp):
+    from cevns.experiments.sections.efficiency_templates import ReleasedArrayBackground
+
+    return ReleasedArrayBackground(name, sec, exp)
+
+
+def _spectrum_background(name: str, sec: dict, exp):
+    """``residual_offset``, ``scaled_dataset``, ``analytic`` (:mod:`.spectrum_backgrounds`)."""
+    from cevns.experiments.sections import spectrum_backgrounds as sb
+
+    cls = {"residual_offset": sb.ResidualOffset, "scaled_dataset": sb.ScaledDataset, "analytic": sb.AnalyticBackground}
+    return cls[sec["type"]](name, sec, exp)
+
+
+_BUILDERS = {"factorised_release": FactorisedRelease, "steady_state": SteadyState, "template": Template,
+             "efficiency_templates": _efficiency_templates, "released_array": _released_array,
+             "residual_offset": _spectrum_background, "scaled_dataset": _spectrum_background,
+             "analytic": _spectrum_background}
 
 
 def build_background(name: str, sec: dict, exp):

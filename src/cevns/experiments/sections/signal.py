@@ -38,10 +38,31 @@ from cevns.rates import flux_kernels
 __all__ = ["SIGNAL_MODES", "SIGNAL_TYPES", "build_signal", "PredictionEngine"]
 
 SIGNAL_MODES = ("counts", "xsec_scale", "physics", "flavour")
-SIGNAL_TYPES = ("predicted", "released_template")
+SIGNAL_TYPES = ("predicted", "released_template", "efficiency_templates")
 COUNT_PARAMETER = "n_cevns"
 FLAVOUR_SCALES = {"nue": "xsec_scale_nue", "nuebar": "xsec_scale_nue", "numu": "xsec_scale_numu",
                   "numubar": "xsec_scale_numu", "nutau": "xsec_scale_nutau", "nutaubar": "xsec_scale_nutau"}
+
+
+def response_grid(pc, parameters: dict, matrices) -> tuple[list, list]:
+    """Response matrices at the nominal point, then at every non-nominal grid value of each response parameter (one
+    at a time): (``[matrices({}), matrices({name: value}), ...]``, [(parameter index, grid, [setting index per grid
+    value])]); ``pc`` (a parameter collector) registers the parameters; without it, the nominal matrices only."""
+    mats, mods = [matrices({})], []
+    if pc is None:
+        return mats, mods
+    for name, nominal in parameters.items():
+        k = pc.add(name, nominal)
+        g = pc.grid(name)
+        idx = []
+        for j, v in enumerate(g.values):
+            if j == g.nominal_index:
+                idx.append(0)
+                continue
+            idx.append(len(mats))
+            mats.append(matrices({name: float(v)}))
+        mods.append((k, g, idx))
+    return mats, mods
 
 
 class PredictionEngine:
@@ -66,36 +87,33 @@ class PredictionEngine:
         """(nuclear {iso: R}, electron {element: R}) at response-parameter values ``settings`` (cached)."""
         key = tuple(sorted(settings.items()))
         if key not in self._R:
+            if len(self._R) >= 256:  # one-off predictions at many settings (a user's loop) must not grow memory
+                self._R.clear()
+                self._Re.clear()
             d = self.exp.detector
             nuc = {iso.name: d.matrix(self.flux.nodes[iso.name].T_keV, settings) for iso, _ in self.exp.target.components}
+            # a source's own response parameters (a reactor spectral shape) reweight the recoil nodes
+            src = self.exp.source.source
+            reweight = getattr(src, "node_factor", None) if getattr(src, "response_parameters", None) else None
+            if reweight is not None:
+                nuc = {k: R * reweight(self.flux, settings, k, False)[None, :] for k, R in nuc.items()}
             # electron recoils are not quenched: their response depends on the other parameters only
             ekey = tuple((k, v) for k, v in key if k not in d.quenching_parameters)
             if ekey not in self._Re:
                 self._Re[ekey] = {el: d.matrix(self.flux.nodes[f"e:{el}"].T_keV, settings, electron=True)
                                   for el in self.electron_atoms}
+                if reweight is not None:
+                    self._Re[ekey] = {el: R * reweight(self.flux, settings, f"e:{el}", True)[None, :]
+                                      for el, R in self._Re[ekey].items()}
             self._R[key] = (nuc, self._Re[ekey])
         return self._R[key]
 
     def response_settings(self, pc=None) -> ResponseSettings:
         """Nominal plus one setting per non-nominal grid value of each detector response parameter (one at a time);
         without ``pc`` (a parameter collector) the nominal response only."""
-        nom = self.matrices({})
-        nuclear, electron, mods = [nom[0]], [nom[1]], []
-        if pc is not None:
-            for name, nominal in self.exp.detector.response_parameters.items():
-                k = pc.add(name, nominal)
-                g = pc.grid(name)
-                idx = []
-                for j, v in enumerate(g.values):
-                    if j == g.nominal_index:
-                        idx.append(0)
-                        continue
-                    n, e = self.matrices({name: float(v)})
-                    idx.append(len(nuclear))
-                    nuclear.append(n)
-                    electron.append(e)
-                mods.append((k, g, idx))
-        return ResponseSettings(nuclear, electron if self.electron_atoms else None, mods)
+        src_params = getattr(self.exp.source.source, "response_parameters", None) or {}
+        mats, mods = response_grid(pc, {**self.exp.detector.response_parameters, **src_params}, self.matrices)
+        return ResponseSettings([m[0] for m in mats], [m[1] for m in mats] if self.electron_atoms else None, mods)
 
     def signal(self, groups, physics_names, response: ResponseSettings, key) -> PredictedSignal:
         k = (tuple(tuple(g) for g in groups), tuple(sorted(physics_names)), key)
@@ -136,7 +154,7 @@ class PredictionEngine:
         for g in groups:
             if len({comp.get(s, -1) for s in g}) != 1 or -1 in {comp.get(s, -1) for s in g}:
                 raise ConfigError(f"each group must hold species of one timing component of the source, got {g}")
-        sig = self.signal(groups, tuple(phys), rs, ("fixed", tuple(sorted((settings or {}).items()))))
+        sig = self.signal(groups, tuple(phys), rs, ("fixed",)).with_response(rs)
         A = sig.all_settings(phys)[:, 0]  # (P, G, n_E)
         T = self.exp.time.source_factors(mean_us, sigma_us)[[comp[g[0]] for g in groups]]  # (G, n_t)
         per = A[:, :, :, None] * T[None, :, None, :]
@@ -308,4 +326,8 @@ def build_signal(sec: dict, exp):
         return PredictedSignalBuild(sec, exp)
     if t == "released_template":
         return ReleasedTemplateSignalBuild(sec, exp)
+    if t == "efficiency_templates":  # released mono-energetic efficiency templates (XENONnT)
+        from cevns.experiments.sections.efficiency_templates import EfficiencyTemplateSignalBuild
+
+        return EfficiencyTemplateSignalBuild(sec, exp)
     raise ConfigError(f"spec {exp.name}: signal type {t!r}; allowed: {SIGNAL_TYPES}")

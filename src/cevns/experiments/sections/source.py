@@ -129,8 +129,45 @@ def build_stopped_pion(sec: dict, t_edges, file_fn, exp_name: str) -> SourceBuil
     return SourceBuild(src, timing, float(sec["distance_m"]), groups, {"pot": float(pot)})
 
 
+def build_supernova(sec: dict, t_edges, file_fn, exp_name: str) -> SourceBuild:
+    """A time-integrated supernova burst (:mod:`cevns.supernova.spec_source`; imported here lazily: no cycle)."""
+    from cevns.supernova.spec_source import build_supernova as build
+
+    return build(sec, t_edges, file_fn, exp_name)
+
+
+def build_reactor(sec: dict, t_edges, file_fn, exp_name: str) -> SourceBuild:
+    """A nuclear reactor (:mod:`cevns.sources.reactor`; imported lazily: no cycle)."""
+    from cevns.sources.reactor import build_reactor as build
+
+    return build(sec, t_edges, file_fn, exp_name)
+
+
+def build_natural_neutrinos(sec: dict, t_edges, file_fn, exp_name: str) -> SourceBuild:
+    """Solar, atmospheric, DSNB, geo and reactor neutrinos (:mod:`cevns.directdetection.spec_sources`; lazy import)."""
+    from cevns.directdetection.spec_sources import build_natural_neutrinos as build
+
+    return build(sec, t_edges, file_fn, exp_name)
+
+
+def build_halo(sec: dict, t_edges, file_fn, exp_name: str) -> SourceBuild:
+    """Halo dark matter of one mass (:mod:`cevns.directdetection.spec_sources`; lazy import)."""
+    from cevns.directdetection.spec_sources import build_halo as build
+
+    return build(sec, t_edges, file_fn, exp_name)
+
+
+def build_accelerator_dm(sec: dict, t_edges, file_fn, exp_name: str) -> SourceBuild:
+    """Dark matter from mesons made in a proton target (:mod:`cevns.sources.accelerator_dm`; lazy import)."""
+    from cevns.sources.accelerator_dm import build_accelerator_dm as build
+
+    return build(sec, t_edges, file_fn, exp_name)
+
+
 #: source type → builder(section, time edges or None, file resolver, experiment name) → SourceBuild
-SOURCE_BUILDERS = {"stopped_pion": build_stopped_pion}
+SOURCE_BUILDERS = {"stopped_pion": build_stopped_pion, "supernova": build_supernova, "reactor": build_reactor,
+                   "natural_neutrinos": build_natural_neutrinos, "halo": build_halo,
+                   "accelerator_dm": build_accelerator_dm}
 
 
 def build_source(sec: dict, t_edges, file_fn, exp_name: str) -> SourceBuild:
