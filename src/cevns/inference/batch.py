@@ -125,14 +125,18 @@ def as_combined(model) -> CombinedModel:
 
 def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start: np.ndarray | None = None,
                   tol: float = 1e-4, observed: list[np.ndarray] | None = None,
-                  size: int | None = None, constraint_means: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  size: int | None = None, constraint_means: np.ndarray | None = None,
+                  last_step: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Profile all nuisances at every point. Returns (χ² (P,), ν̂ (P, m)).
 
     physics: name → (P,) arrays (scalars broadcast); start: (P, m) warm start (default: nuisance defaults);
     observed: per part, a (P, bins) array of pseudo-data replacing the model's data (toys, Asimov);
     size: number of points when every physics value is a scalar (e.g. toys at one θ);
     constraint_means: (P, m) centres of the Gaussian pull terms per point (randomised auxiliary measurements of toys;
-    default: the nuisances' nominal constraint means).
+    default: the nuisances' nominal constraint means);
+    last_step: a point whose Newton decrement (the χ² a full step would gain) is below this takes that step as its
+    last, evaluated without Jacobians (χ² only): near a minimum the quadratic model is exact to O(decrement²), so
+    the result moves by far less than the decrement while the Jacobian of the final point is never computed.
     """
     model = as_combined(model)
     sizes = {np.size(v) for v in physics.values()} - {1}
@@ -161,65 +165,77 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
         return [part.prepare({k: v[idx] for k, v in phys.items() if k in part.physics_names})
                 for part in model.parts]
 
-    def parts_mu(states_, nu_):
-        return [part.expected(st, nu_[:, mp]) for part, st, mp in zip(model.parts, states_, model._maps)]
-
-    def chi2_of(mus_, nu_, obs_, idx):
-        c = sum(batch_poisson_chi2(mu, o) for mu, o in zip(mus_, obs_))
-        return c + (((nu_ - cmean_all[idx]) ** 2) * cinv2).sum(axis=1)
-
     idx_all = np.arange(P)
-    full_states = prepare(idx_all)
-    states = full_states
+    states = prepare(idx_all)
+    diag = np.arange(m)
 
     def vj(states_, nu_, obs_, idx):
-        """χ², μ and J of every part at nu_ (the Jacobian is kept for the next Newton step)."""
-        out = [part.value_and_jacobian(st, nu_[:, mp]) for part, st, mp in zip(model.parts, states_, model._maps)]
-        c = sum(batch_poisson_chi2(mu, o) for (mu, _), o in zip(out, obs_))
-        return c + (((nu_ - cmean_all[idx]) ** 2) * cinv2).sum(axis=1), out
+        """χ², gradient and expected (Fisher) information of every point at nu_. Each part's Jacobian J (P, m_part,
+        bins) is reduced at once and dropped (only (P, m) and (P, m, m) arrays are kept between steps):
+        ∇χ² = 2 J(1 − n/μ), F = 2 J diag(1/μ) Jᵀ, both through Js = J/√μ in place."""
+        pull = nu_ - cmean_all[idx]
+        chi_ = (pull ** 2 * cinv2).sum(axis=1)
+        grad_ = 2.0 * pull * cinv2
+        fisher_ = np.zeros((nu_.shape[0], m, m))
+        fisher_[:, diag, diag] = 2.0 * cinv2
+        for part, st, mp, o in zip(model.parts, states_, model._maps, obs_):
+            mu, J = part.value_and_jacobian(st, nu_[:, mp])
+            chi_ = chi_ + batch_poisson_chi2(mu, o)
+            if len(mp) == 0:
+                continue
+            mus = np.maximum(mu, 1e-12)
+            root = np.sqrt(mus)
+            if not (J.flags.owndata and J.flags.writeable):
+                J = J.copy()
+            J *= (1.0 / root).astype(J.dtype)[:, None, :]
+            w = ((1.0 - np.atleast_2d(o) / mus) * root).astype(J.dtype)
+            grad_[:, mp] += 2.0 * np.matmul(J, w[:, :, None])[:, :, 0]
+            fisher_[:, mp[:, None], mp[None, :]] += 2.0 * np.matmul(J, J.transpose(0, 2, 1))  # batched BLAS
+        return chi_, grad_, fisher_
 
     def take_parts(sts, pos, n):
         return sts if pos.size == n else [_take(part, st, pos, n) for part, st in zip(model.parts, sts)]
 
-    chi, cur = vj(states, nu, obs_all, idx_all)
+    chi, grad, fisher = vj(states, nu, obs_all, idx_all)
     active = idx_all
     for it in range(n_iter):
         n_act = active.size
         a_nu, a_chi, a_obs = nu[active], chi[active], sub_obs(active)
-        grad = 2.0 * (a_nu - cmean_all[active]) * cinv2
-        fisher = np.zeros((n_act, m, m))
-        fisher[:, np.arange(m), np.arange(m)] = 2.0 * cinv2
-        for (mu0, J), mp, n in zip(cur, model._maps, a_obs):
-            if len(mp) == 0:
-                continue
-            mu0s = np.maximum(mu0, 1e-12)
-            w = (1.0 - np.atleast_2d(n) / mu0s).astype(J.dtype)
-            grad[:, mp] += 2.0 * np.matmul(J, w[:, :, None])[:, :, 0]
-            Jw = J * (1.0 / mu0s).astype(J.dtype)[:, None, :]  # expected (Fisher) information: always positive
-            fisher[:, mp[:, None], mp[None, :]] += 2.0 * np.matmul(Jw, J.transpose(0, 2, 1))  # batched BLAS
         # projected Newton: a nuisance at a limit whose gradient pushes it outwards is held there (its row and column
         # leave the system); clipping the full step instead can turn it into an ascent direction and stall the point
         held = ((a_nu <= lo) & (grad > 0)) | ((a_nu >= hi) & (grad < 0))
         if held.any():
             grad = np.where(held, 0.0, grad)
-            keep2 = ~held
-            fisher = fisher * (keep2[:, :, None] & keep2[:, None, :])
-            fisher[:, np.arange(m), np.arange(m)] += held
-        fisher += 1e-12 * np.eye(m)
+            free = ~held
+            fisher = fisher * (free[:, :, None] & free[:, None, :])
+            fisher[:, diag, diag] += held
+        fisher = fisher + 1e-12 * np.eye(m)
         delta = -np.linalg.solve(fisher, grad[..., None])[..., 0]
         # Newton decrement: the χ² a full step would gain, −½ g·δ; points below tol are converged as they are
-        go = np.nonzero(-0.5 * np.einsum("pm,pm->p", grad, delta) >= tol)[0]
+        dec = -0.5 * np.einsum("pm,pm->p", grad, delta)
+        go = np.nonzero(dec >= tol)[0]
         if go.size == 0:
             break
         if go.size < n_act:
             states = take_parts(states, go, n_act)
-            cur = [(mu[go], J[go]) for mu, J in cur]
-            active, a_nu, a_chi, delta = active[go], a_nu[go], a_chi[go], delta[go]
+            active, a_nu, a_chi, delta, dec = active[go], a_nu[go], a_chi[go], delta[go], dec[go]
             a_obs = [o if o.ndim == 1 else o[go] for o in a_obs]
             n_act = active.size
-        # the full step with μ and J at once (usually accepted); damped steps where χ² does not decrease
+        # the full step with χ², gradient and information at once (usually accepted); a last step (decrement below
+        # last_step) with χ² only; damped steps where χ² does not decrease
         trial = np.clip(a_nu + delta, lo, hi)
-        tchi, tcur = vj(states, trial, a_obs, active)
+        last = dec < last_step
+        full = np.nonzero(~last)[0]
+        tchi = np.empty(n_act)
+        if full.size:
+            tchi[full], tgrad, tfisher = vj(take_parts(states, full, n_act), trial[full],
+                                            [o if o.ndim == 1 else o[full] for o in a_obs], active[full])
+        if full.size < n_act:
+            fin = np.nonzero(last)[0]
+            st_l = take_parts(states, fin, n_act)
+            mus = [part.expected(st, trial[fin][:, mp]) for part, st, mp in zip(model.parts, st_l, model._maps)]
+            pc = sum(batch_poisson_chi2(mu, o if o.ndim == 1 else o[fin]) for mu, o in zip(mus, a_obs))
+            tchi[fin] = pc + (((trial[fin] - cmean_all[active[fin]]) ** 2) * cinv2).sum(axis=1)
         ok = tchi <= a_chi
         best_nu, best_chi = np.where(ok[:, None], trial, a_nu), np.where(ok, tchi, a_chi)
         pending = np.nonzero(~ok)[0]
@@ -237,20 +253,24 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
             best_chi[pending[okp]] = pc[okp]
             pending = pending[~okp]
             lam *= 0.5
-        gain = a_chi - best_chi
+        # χ² gained (a point that was at +inf and is now finite has gained everything; inf → inf gains nothing)
+        finite = np.isfinite(a_chi)
+        gain = np.where(finite, a_chi - np.where(finite, best_chi, 0.0), np.where(np.isfinite(best_chi), np.inf, 0.0))
         nu[active], chi[active] = best_nu, best_chi
-        keep = np.nonzero(gain >= tol)[0]
+        keep = np.nonzero((gain >= tol) & ~last)[0]
         if keep.size == 0:
             break
-        # the next step needs μ and J at the new points: the full-step ones are in hand, the damped ones recomputed
+        # the next step needs the gradient and information at the new points: the full-step ones are in hand, the
+        # damped ones recomputed
         damped = keep[~ok[keep]]
-        cur = [(mu[keep], J[keep]) for mu, J in tcur]
+        pos = np.searchsorted(full, keep)
+        grad, fisher = tgrad[pos], tfisher[pos]
         if damped.size:
             st_d = take_parts(states, damped, n_act)
-            _, dcur = vj(st_d, nu[active[damped]], [o if o.ndim == 1 else o[damped] for o in a_obs], active[damped])
+            _, dgrad, dfisher = vj(st_d, nu[active[damped]], [o if o.ndim == 1 else o[damped] for o in a_obs],
+                                   active[damped])
             where = np.searchsorted(keep, damped)
-            for (mu, J), (dmu, dJ) in zip(cur, dcur):
-                mu[where], J[where] = dmu, dJ
+            grad[where], fisher[where] = dgrad, dfisher
         states = take_parts(states, keep, n_act)
         active = active[keep]
     return chi, nu
