@@ -76,8 +76,15 @@ def _two_terminal(broker, keyfiles, tmp_path):
         bad = subprocess.run(CLI + ["publish", "--credentials", str(tmp_path / "nope.json"),
                                     "--neutrino-time", t1], env=env, capture_output=True, text=True, timeout=30)
         assert bad.returncode == 2 and "credentials" in bad.stderr
-        # an implausible neutrino time is refused by the server (not an alert)
-        _run(["publish", "--credentials", str(creds["JUNO"]), "--neutrino-time", "9999-01-01T00:00:00Z"], env)
+        # an implausible neutrino time: the CLI refuses it before sending (exit 2, one line) ...
+        fut = subprocess.run(CLI + ["publish", "--credentials", str(creds["JUNO"]), "--neutrino-time",
+                                    "9999-01-01T00:00:00Z"], env=env, capture_output=True, text=True, timeout=30)
+        assert fut.returncode == 2 and "in the future" in fut.stderr and len(fut.stderr.strip().splitlines()) == 1
+        # ... and a message file that carries one is refused by the server (not an alert)
+        msg = tmp_path / "future.json"
+        msg.write_text(json.dumps({"tier": "CoincidenceTier", "detector_name": "JUNO",
+                                   "neutrino_time_utc": "9999-01-01T00:00:00Z"}))
+        _run(["publish", "--credentials", str(creds["JUNO"]), "--file", str(msg)], env)
     finally:
         out, dt = _stop(srv)
     stopped = json.loads(out.strip().splitlines()[-1])["server_stopped"]

@@ -187,6 +187,15 @@ def cmd_publish(args) -> int:
             return from_snews(data)  # our JSON, or the JSON of a snews-data-formats model (snews_pt)
         if not args.neutrino_time:
             raise ConfigError("publish needs --neutrino-time ISO (CoincidenceTier) or --file MESSAGE.json")
+        if not args.test:  # the server's plausibility window: say so here instead of publishing into a rejection
+            from .timeutil import UTCTime, diff_seconds
+            ahead = diff_seconds(UTCTime.parse(args.neutrino_time, "--neutrino-time"), UTCTime.now())
+            if ahead > 1.0:
+                raise ConfigError(f"--neutrino-time {args.neutrino_time} is {ahead:.3g} s in the future: servers reject "
+                                  "it (add --test for a drill, which is exempt)")
+            if ahead < -48 * 3600:
+                print(f"cevns: warning: --neutrino-time is {-ahead / 3600:.3g} h old; a server with the default "
+                      "--max-age-hours 48 rejects it (add --test for a drill)", file=sys.stderr)
         try:
             return coincidence_message(det, args.neutrino_time, args.p_val, **kw)
         except MessageRejected as exc:
