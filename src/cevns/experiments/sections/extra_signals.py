@@ -169,16 +169,9 @@ class AcceleratorDMSignal:
         return self._time_cache[key]
 
     def _time_mods(self, pc) -> list:
-        tm = self.timing
-        mods = []
-        for pname, nominal, fn in ((tm.mean_parameter, tm.mean_us, lambda v: self.time_factor(mean_us=v)),
-                                   (tm.sigma_parameter, tm.sigma_us, lambda v: self.time_factor(sigma_us=v))):
-            if pname is None:
-                continue
-            k = pc.add(pname, nominal)
-            g = pc.grid(pname)
-            mods.append(GridModifier(k, g, np.stack([fn(float(v)) for v in g.values])))
-        return mods
+        from cevns.experiments.sections.signal import pulse_modifiers
+
+        return pulse_modifiers(pc, self.timing, self.time_factor)
 
     # -- the sample --------------------------------------------------------------------------------------------
     def sample(self, pc, mask) -> FactorisedSample:

@@ -65,6 +65,20 @@ def response_grid(pc, parameters: dict, matrices) -> tuple[list, list]:
     return mats, mods
 
 
+def pulse_modifiers(pc, timing, factors) -> list:
+    """Grid modifiers of the proton-pulse mean and width, for the parameters the timing model declares:
+    ``factors(mean_us=v)`` / ``factors(sigma_us=v)`` are the time factors at one grid value."""
+    mods = []
+    for pname, nominal, kw in ((timing.mean_parameter, timing.mean_us, "mean_us"),
+                               (timing.sigma_parameter, timing.sigma_us, "sigma_us")):
+        if pname is None:
+            continue
+        k = pc.add(pname, nominal)
+        g = pc.grid(pname)
+        mods.append(GridModifier(k, g, np.stack([factors(**{kw: float(v)}) for v in g.values])))
+    return mods
+
+
 class PredictionEngine:
     """Our prediction of the signal: flux kernels on the target, detector response matrices (cached per setting of
     the response parameters), the source's time factors, and :class:`PredictedSignal` objects (cached per grouping
@@ -129,15 +143,7 @@ class PredictionEngine:
         """(T0 (components, n_t), [GridModifier]) with the pulse-timing parameters (when declared and ``pc`` given)."""
         tr, tm = self.exp.time, self.exp.source.timing
         T0 = tr.source_factors()
-        mods = []
-        if pc is not None and tm.kind == "gaussian_pulse":
-            for pname, nominal, fn in ((tm.mean_parameter, tm.mean_us, lambda v: tr.source_factors(mean_us=v)),
-                                       (tm.sigma_parameter, tm.sigma_us, lambda v: tr.source_factors(sigma_us=v))):
-                if pname is None:
-                    continue
-                k = pc.add(pname, nominal)
-                g = pc.grid(pname)
-                mods.append(GridModifier(k, g, np.stack([fn(float(v)) for v in g.values])))
+        mods = pulse_modifiers(pc, tm, tr.source_factors) if pc is not None and tm.kind == "gaussian_pulse" else []
         return T0, mods
 
     # -- SM quantities ---------------------------------------------------------------------------------------------
