@@ -170,6 +170,29 @@ def _normalise(shape: np.ndarray, nu: np.ndarray, norms: list, count: int | None
     return mu
 
 
+def _scale1(x: list, norms: list, count: int | None, F: float) -> float:
+    """c of :func:`_normalise` at one point (x: Python floats): Π ν_k, × n/Σ shape for a count (F = Σ shape)."""
+    c = 1.0
+    for k in norms:
+        c *= x[k]
+    if count is not None:
+        c *= x[count] / (F if F > 0 else 1.0)
+    return c
+
+
+class _PhysicsSample:
+    """What every sample shares: an optional ``physics(phys)`` callable that prepares its θ-dependent state."""
+
+    physics: Callable | None
+
+    @property
+    def depends_on_physics(self) -> bool:
+        return self.physics is not None
+
+    def prepare(self, phys: dict):
+        return self.physics(phys) if self.physics is not None else None
+
+
 class JacobianAccumulator:
     """∂μ/∂ν (P, m, bins) filled row by row by the samples (a row is written once and then added to)."""
 
@@ -198,7 +221,7 @@ class JacobianAccumulator:
 
 
 @dataclass
-class FactorisedSample:
+class FactorisedSample(_PhysicsSample):
     """μ[E, t] = c · Σ_g s_g A_g[E] B_τ(g)[t] over ``n_e`` × ``n_t`` bins (C order), restricted to ``mask``.
 
     Energy factors: ``energy`` (G, n_e) fixed, or from ``physics(phys)`` → (A (P or 1, G, n_e), [V_j (n_j, P or 1,
@@ -254,13 +277,6 @@ class FactorisedSample:
         self.n_bins = self.n_e * self.n_t if self._cols is None else self._cols.size
 
     # -- state ------------------------------------------------------------------------------------------------
-    @property
-    def depends_on_physics(self) -> bool:
-        return self.physics is not None
-
-    def prepare(self, phys: dict):
-        return self.physics(phys) if self.physics is not None else None
-
     @staticmethod
     def take(state, idx):
         if state is None:
@@ -331,13 +347,7 @@ class FactorisedSample:
         :meth:`evaluate` with P = 1, in fewer array operations (the fit likelihood's hot path)."""
         if self._fixed is not None:
             shape = self._fixed
-            c = 1.0
-            for k in self.norms:
-                c *= x[k]
-            if self.count is not None:
-                F = float(shape.sum())
-                c *= x[self.count] / (F if F > 0 else 1.0)
-            return shape * c
+            return shape * _scale1(x, self.norms, self.count, float(shape.sum()) if self.count is not None else 0.0)
         # the shape, its energy and its time factors are kept with the values they were computed for: a minimiser
         # that moves one parameter recomputes only what depends on it
         ekey = tuple([x[m.param] for m in self.energy_mods])
@@ -376,12 +386,7 @@ class FactorisedSample:
                 shape = shape[self._cols]
             F = float(shape.sum()) if self.count is not None else 0.0
             memo["S"] = (state, ekey, tkey, gkey, shape, F)
-        c = 1.0
-        for k in self.norms:
-            c *= x[k]
-        if self.count is not None:
-            c *= x[self.count] / (F if F > 0 else 1.0)
-        return shape * c
+        return shape * _scale1(x, self.norms, self.count, F)
 
     def parameter_indices(self) -> set[int]:
         out = set(self.norms) | {m.param for m in self.energy_mods} | {m.param for m in self.time_mods}
@@ -393,7 +398,7 @@ class FactorisedSample:
 
 
 @dataclass
-class TemplateSample:
+class TemplateSample(_PhysicsSample):
     """μ = c · max(T(ν), 0) · r(θ) over ``nominal.size`` bins: a template with variant morphing (``mods``, fixed
     variants (n_j, bins)), multiplicative ``norms``, an optional free ``count`` and an optional physics ratio
     ``physics(phys)`` → r (P or 1, bins)."""
@@ -413,13 +418,6 @@ class TemplateSample:
                 raise ConfigError(f"sample {self.name}: variants must have shape (n, {self.nominal.size})")
         self.n_bins = self.nominal.size
         self._morph = StaticMorph(self.mods, self.nominal.shape)
-
-    @property
-    def depends_on_physics(self) -> bool:
-        return self.physics is not None
-
-    def prepare(self, phys: dict):
-        return self.physics(phys) if self.physics is not None else None
 
     @staticmethod
     def take(state, idx):
@@ -450,13 +448,7 @@ class TemplateSample:
         shape = np.maximum(self.nominal if d is None else self.nominal + d, 0.0)
         if state is not None:
             shape = shape * state[0]
-        c = 1.0
-        for k in self.norms:
-            c *= x[k]
-        if self.count is not None:
-            F = float(shape.sum())
-            c *= x[self.count] / (F if F > 0 else 1.0)
-        return shape * c
+        return shape * _scale1(x, self.norms, self.count, float(shape.sum()) if self.count is not None else 0.0)
 
     def parameter_indices(self) -> set[int]:
         out = set(self.norms) | {m.param for m in self.mods}

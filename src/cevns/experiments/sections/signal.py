@@ -44,6 +44,19 @@ FLAVOUR_SCALES = {"nue": "xsec_scale_nue", "nuebar": "xsec_scale_nue", "numu": "
                   "numubar": "xsec_scale_numu", "nutau": "xsec_scale_nutau", "nutaubar": "xsec_scale_nutau"}
 
 
+def signal_pois(pc, mode: str, sm_prediction) -> tuple[int | None, list[int]]:
+    """The signal's parameter of interest for ``mode``: 'counts' → a free event count (start: the SM prediction,
+    ``sm_prediction()``), 'xsec_scale' → σ/σ_SM as a normalisation. Returns (count index or None, [norm indices])."""
+    if mode == "counts":
+        n0 = sm_prediction()
+        return pc.add_parameter(Parameter(COUNT_PARAMETER, n0, (0.0, 10.0 * n0), None, 0.1 * n0, "poi",
+                                          "signal counts in the analysis window (free)")), []
+    if mode == "xsec_scale":
+        return None, [pc.add_parameter(Parameter("xsec_scale", 1.0, (0.0, 6.0), None, 0.05, "poi",
+                                                 "σ / σ_SM (all species)"))]
+    return None, []
+
+
 def response_grid(pc, parameters: dict, matrices) -> tuple[list, list]:
     """Response matrices at the nominal point, then at every non-nominal grid value of each response parameter (one
     at a time): (``[matrices({}), matrices({name: value}), ...]``, [(parameter index, grid, [setting index per grid
@@ -232,14 +245,7 @@ class PredictedSignalBuild:
             group_norms = [pidx[FLAVOUR_SCALES[s]] for s in sp]
         else:
             groups_used, group_time, group_norms = groups, list(range(len(groups))), None
-        count = None
-        if mode == "counts":
-            n0 = self.sm_prediction()
-            count = pc.add_parameter(Parameter(COUNT_PARAMETER, n0, (0.0, 10.0 * n0), None, 0.1 * n0, "poi",
-                                               "signal counts in the analysis window (free)"))
-        elif mode == "xsec_scale":
-            pc.add_parameter(Parameter("xsec_scale", 1.0, (0.0, 6.0), None, 0.05, "poi", "σ / σ_SM (all species)"))
-        norms = [pc.index["xsec_scale"]] if mode == "xsec_scale" else []
+        count, norms = signal_pois(pc, mode, self.sm_prediction)
         ctx = {"prediction": 1.0, "prediction_sigma": 0.0}
         norms += [pc.add(n, context=ctx) for n in _mode_norms(self.sec, mode)]
         rs = self.engine.response_settings(pc)
@@ -307,14 +313,7 @@ class ReleasedTemplateSignalBuild:
             raise ConfigError(f"spec {self.exp.name}: a released-template signal does not support an ROI mask")
         if mode == "flavour":
             raise ConfigError(f"spec {self.exp.name}: the 'flavour' mode needs a predicted signal")
-        count = None
-        if mode == "counts":
-            n0 = self.sm_prediction()
-            count = pc.add_parameter(Parameter(COUNT_PARAMETER, n0, (0.0, 10.0 * n0), None, 0.1 * n0, "poi",
-                                               "signal counts (free)"))
-        elif mode == "xsec_scale":
-            pc.add_parameter(Parameter("xsec_scale", 1.0, (0.0, 6.0), None, 0.05, "poi", "σ / σ_SM"))
-        norms = [pc.index["xsec_scale"]] if mode == "xsec_scale" else []
+        count, norms = signal_pois(pc, mode, self.sm_prediction)
         names = _mode_norms(self.sec, mode)
         pred = {"prediction": self.sec["prediction"], "prediction_sigma": self.sec.get("prediction_sigma", 0.0)}
         for n in names:  # 'prediction_remainder' sigmas need the other normsys sigmas of this mode
