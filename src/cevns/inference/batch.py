@@ -15,7 +15,8 @@ import numpy as np
 from cevns.errors import ConfigError
 from cevns.inference.likelihood import Parameter, _same_constraint
 
-__all__ = ["CombinedModel", "ScaledModel", "profile_batch", "batch_poisson_chi2", "as_combined"]
+__all__ = ["CombinedModel", "ScaledModel", "profile_batch", "batch_poisson_chi2", "as_combined", "prepare_states",
+           "take_states"]
 
 
 def batch_poisson_chi2(mu: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -30,10 +31,12 @@ def batch_poisson_chi2(mu: np.ndarray, n: np.ndarray) -> np.ndarray:
         out[bad] = np.inf
         return out
     pos = n > 0
-    bad = np.any(mu[:, pos] <= 0, axis=1)
-    mu_safe = np.where(mu > 0, mu, 1e-300)
+    mpos = mu if pos.all() else mu[:, pos]
+    bad = mpos.min(axis=1) <= 0
+    if bad.any():
+        mpos = np.where(mpos > 0, mpos, 1e-300)
     npos = n[pos]
-    out = 2.0 * (mu.sum(axis=1) - n.sum() + (np.log(npos) * npos).sum() - np.log(mu_safe[:, pos]) @ npos)
+    out = 2.0 * (mu.sum(axis=1) - n.sum() + (np.log(npos) * npos).sum() - np.log(mpos) @ npos)
     out[bad] = np.inf
     return out
 
@@ -105,6 +108,20 @@ class ScaledModel:
         mu, J = self.model.value_and_jacobian(state, nu, dtype)
         return self.factor * mu, (self.factor * J).astype(J.dtype)
 
+    def value_and_gradient(self, state, nu, weights):
+        f = self.factor
+        mu, g = value_and_gradient(self.model, state, nu, lambda m: weights(f * m))
+        return f * mu, f * g
+
+
+def value_and_gradient(part, state, nu, weights):
+    """(μ, Σ_bins ∂μ/∂ν · weights(μ)) of one part: its own ``value_and_gradient`` where it has one (no Jacobian
+    array), else its Jacobian contracted."""
+    if getattr(part, "value_and_gradient", None) is not None:
+        return part.value_and_gradient(state, nu, weights)
+    mu, J = part.value_and_jacobian(state, nu)
+    return mu, np.matmul(J.astype(float), weights(mu)[:, :, None])[:, :, 0]
+
 
 def _take(part, state, idx, n):
     """The state of a subset of points: a model may define ``take_state``; otherwise arrays (or tuples of arrays)
@@ -119,6 +136,18 @@ def _take(part, state, idx, n):
     raise ConfigError(f"model {part.name}: cannot select points of its state; give the model a take_state")
 
 
+def prepare_states(model, physics: dict[str, np.ndarray]) -> list:
+    """The θ-dependent state of every part of ``model`` at the points of ``physics`` (name → (P,) arrays)."""
+    model = as_combined(model)
+    return [part.prepare({k: np.asarray(v, float) for k, v in physics.items() if k in part.physics_names})
+            for part in model.parts]
+
+
+def take_states(model, states: list, idx: np.ndarray, n: int) -> list:
+    """The states of the points ``idx`` out of states prepared for n points."""
+    return [_take(part, st, idx, n) for part, st in zip(as_combined(model).parts, states)]
+
+
 def as_combined(model) -> CombinedModel:
     return model if isinstance(model, CombinedModel) else CombinedModel([model])
 
@@ -126,7 +155,8 @@ def as_combined(model) -> CombinedModel:
 def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start: np.ndarray | None = None,
                   tol: float = 1e-4, observed: list[np.ndarray] | None = None,
                   size: int | None = None, constraint_means: np.ndarray | None = None,
-                  last_step: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                  last_step: float = 0.0, fisher_start: np.ndarray | None = None,
+                  return_fisher: bool = False, states: list | None = None):
     """Profile all nuisances at every point. Returns (χ² (P,), ν̂ (P, m)).
 
     physics: name → (P,) arrays (scalars broadcast); start: (P, m) warm start (default: nuisance defaults);
@@ -136,7 +166,13 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
     default: the nuisances' nominal constraint means);
     last_step: a point whose Newton decrement (the χ² a full step would gain) is below this takes that step as its
     last, evaluated without Jacobians (χ² only): near a minimum the quadratic model is exact to O(decrement²), so
-    the result moves by far less than the decrement while the Jacobian of the final point is never computed.
+    the result moves by far less than the decrement while the Jacobian of the final point is never computed;
+    fisher_start: (P, m, m) information matrices near ``start`` (e.g. interpolated from converged neighbours): the
+    first step then needs only χ² and its gradient at the start (no Jacobian array), and a point whose first step
+    gains less than ``last_step`` never builds one (quasi-Newton with the neighbours' curvature; every later step is
+    exact Gauss–Newton). return_fisher: also return the information matrix last computed at each point (P, m, m).
+    states: the parts' θ-dependent states of these P points, already prepared (e.g. selected with
+    :func:`take_states` from a larger batch); default: prepared here from ``physics``.
     """
     model = as_combined(model)
     sizes = {np.size(v) for v in physics.values()} - {1}
@@ -161,12 +197,8 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
     def sub_obs(idx):
         return [o if o.ndim == 1 else o[idx] for o in obs_all]
 
-    def prepare(idx):
-        return [part.prepare({k: v[idx] for k, v in phys.items() if k in part.physics_names})
-                for part in model.parts]
-
     idx_all = np.arange(P)
-    states = prepare(idx_all)
+    states = prepare_states(model, phys) if states is None else list(states)
     diag = np.arange(m)
 
     def vj(states_, nu_, obs_, idx):
@@ -193,14 +225,37 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
             fisher_[:, mp[:, None], mp[None, :]] += 2.0 * np.matmul(J, J.transpose(0, 2, 1))  # batched BLAS
         return chi_, grad_, fisher_
 
+    def vg(states_, nu_, obs_, idx):
+        """χ² and gradient of every point at nu_, through the parts' Jacobian-vector products (no Jacobian array):
+        ∇χ² = 2 Jᵀ(1 − n/μ) as in :func:`vj`."""
+        pull = nu_ - cmean_all[idx]
+        chi_ = (pull ** 2 * cinv2).sum(axis=1)
+        grad_ = 2.0 * pull * cinv2
+        for part, st, mp, o in zip(model.parts, states_, model._maps, obs_):
+            o2 = np.atleast_2d(o)
+            mu, g = value_and_gradient(part, st, nu_[:, mp], lambda mu_: 2.0 * (1.0 - o2 / np.maximum(mu_, 1e-12)))
+            chi_ = chi_ + batch_poisson_chi2(mu, o)
+            if len(mp):
+                grad_[:, mp] += g
+        return chi_, grad_
+
     def take_parts(sts, pos, n):
         return sts if pos.size == n else [_take(part, st, pos, n) for part, st in zip(model.parts, sts)]
 
-    chi, grad, fisher = vj(states, nu, obs_all, idx_all)
+    # a point is "stale" while it steps with its neighbours' curvature (fisher_start): χ² and gradient only, no
+    # Jacobian; a step that fails is retried from the same point with its own information (exact from then on)
+    stale_all = np.full(P, fisher_start is not None)
+    if fisher_start is None:
+        chi, grad, fisher = vj(states, nu, obs_all, idx_all)
+    else:
+        chi, grad = vg(states, nu, obs_all, idx_all)
+        fisher = np.array(np.broadcast_to(fisher_start, (P, m, m)), dtype=float)
+    fisher_all = fisher.copy() if return_fisher else None
     active = idx_all
     for it in range(n_iter):
         n_act = active.size
         a_nu, a_chi, a_obs = nu[active], chi[active], sub_obs(active)
+        raw = fisher  # the information before the projection (carried over by stale points)
         # projected Newton: a nuisance at a limit whose gradient pushes it outwards is held there (its row and column
         # leave the system); clipping the full step instead can turn it into an ascent direction and stall the point
         held = ((a_nu <= lo) & (grad > 0)) | ((a_nu >= hi) & (grad < 0))
@@ -218,18 +273,29 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
             break
         if go.size < n_act:
             states = take_parts(states, go, n_act)
-            active, a_nu, a_chi, delta, dec = active[go], a_nu[go], a_chi[go], delta[go], dec[go]
+            active, a_nu, a_chi, delta, dec, raw = active[go], a_nu[go], a_chi[go], delta[go], dec[go], raw[go]
             a_obs = [o if o.ndim == 1 else o[go] for o in a_obs]
             n_act = active.size
-        # the full step with χ², gradient and information at once (usually accepted); a last step (decrement below
-        # last_step) with χ² only; damped steps where χ² does not decrease
+        stale = stale_all[active]
+        # the full step with χ², gradient (and information, for exact points) at once (usually accepted); a last step
+        # (decrement below last_step) with χ² only; damped steps where χ² does not decrease
         trial = np.clip(a_nu + delta, lo, hi)
         last = dec < last_step
         full = np.nonzero(~last)[0]
         tchi = np.empty(n_act)
-        if full.size:
-            tchi[full], tgrad, tfisher = vj(take_parts(states, full, n_act), trial[full],
-                                            [o if o.ndim == 1 else o[full] for o in a_obs], active[full])
+        tgrad, tfisher = np.empty((full.size, m)), np.empty((full.size, m, m))
+        fe, fs = np.nonzero(~stale[full])[0], np.nonzero(stale[full])[0]  # positions within full
+        if fe.size:
+            ex = full[fe]
+            tchi[ex], tgrad[fe], tfisher[fe] = vj(take_parts(states, ex, n_act), trial[ex],
+                                                  [o if o.ndim == 1 else o[ex] for o in a_obs], active[ex])
+            if return_fisher:
+                fisher_all[active[ex]] = tfisher[fe]
+        if fs.size:
+            st_ = full[fs]
+            tchi[st_], tgrad[fs] = vg(take_parts(states, st_, n_act), trial[st_],
+                                      [o if o.ndim == 1 else o[st_] for o in a_obs], active[st_])
+            tfisher[fs] = raw[st_]
         if full.size < n_act:
             fin = np.nonzero(last)[0]
             st_l = take_parts(states, fin, n_act)
@@ -238,7 +304,9 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
             tchi[fin] = pc + (((trial[fin] - cmean_all[active[fin]]) ** 2) * cinv2).sum(axis=1)
         ok = tchi <= a_chi
         best_nu, best_chi = np.where(ok[:, None], trial, a_nu), np.where(ok, tchi, a_chi)
-        pending = np.nonzero(~ok)[0]
+        # a full step that the neighbours' curvature made too long is retried with the point's own (no halving)
+        retry = ~ok & ~last & stale
+        pending = np.nonzero(~ok & ~retry)[0]
         lam = 0.5
         for _half in range(5):
             if pending.size == 0:
@@ -257,12 +325,15 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
         finite = np.isfinite(a_chi)
         gain = np.where(finite, a_chi - np.where(finite, best_chi, 0.0), np.where(np.isfinite(best_chi), np.inf, 0.0))
         nu[active], chi[active] = best_nu, best_chi
-        keep = np.nonzero((gain >= tol) & ~last)[0]
+        keep = np.nonzero(((gain >= tol) | retry) & ~last)[0]
         if keep.size == 0:
             break
+        # a stale point keeps its neighbours' curvature only while it predicts the gain of its steps (within 25 %): a
+        # wrong curvature also makes the decrement, and with it the convergence test, wrong
+        trusted = ok & stale & (np.abs(gain - dec) <= 0.25 * dec)
         # the next step needs the gradient and information at the new points: the full-step ones are in hand, the
-        # damped ones recomputed
-        damped = keep[~ok[keep]]
+        # damped, retried and no longer trusted ones recomputed with their own information (exact from then on)
+        damped = keep[~ok[keep] | (stale[keep] & ~trusted[keep])]
         pos = np.searchsorted(full, keep)
         grad, fisher = tgrad[pos], tfisher[pos]
         if damped.size:
@@ -271,6 +342,9 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
                                    active[damped])
             where = np.searchsorted(keep, damped)
             grad[where], fisher[where] = dgrad, dfisher
+            stale_all[active[damped]] = False
+            if return_fisher:
+                fisher_all[active[damped]] = dfisher
         states = take_parts(states, keep, n_act)
         active = active[keep]
-    return chi, nu
+    return (chi, nu, fisher_all) if return_fisher else (chi, nu)

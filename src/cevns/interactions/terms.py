@@ -211,6 +211,8 @@ def _electron_weights(phys: dict, ec: ElectronContext) -> dict[str, np.ndarray]:
                 delta = delta + d
     s2 = value(phys, "sin2_theta_w", P)[:, None]
     gL, gR = electron_couplings(ec.species.name, s2, delta)
+    if P > 1 and np.all(gL == gL[:1]) and np.all(gR == gR[:1]):  # parameters that leave electrons alone: one row
+        gL, gR = gL[:1], gR[:1]
     z = ec.zeff[None, :]
     shape = (P, ec.T_MeV.size)
     terms = {"e_L": np.broadcast_to(z * gL * gL, shape), "e_R": np.broadcast_to(z * gR * gR, shape),

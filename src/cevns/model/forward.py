@@ -17,7 +17,7 @@ import numpy as np
 from cevns.errors import ConfigError, UnknownNameError
 from cevns.inference.likelihood import Parameter
 from cevns.interactions.parameters import PARAMETERS, validate_params
-from cevns.model.samples import JacobianAccumulator
+from cevns.model.samples import GradientAccumulator, JacobianAccumulator
 
 __all__ = ["ForwardModel"]
 
@@ -120,6 +120,17 @@ class ForwardModel:
             m = s.evaluate(st, nu, J)
             mu = m if mu is None else mu + m
         return mu, J.result()
+
+    def value_and_gradient(self, state, nu: np.ndarray, weights):
+        """(μ (P, bins), Σ_bins ∂μ/∂ν · weights(μ) (P, m)): the Jacobian of :meth:`value_and_jacobian` contracted with
+        bin weights that depend on μ (``weights``: μ → (P, bins), e.g. ∂χ²/∂μ), without forming it."""
+        nu = np.asarray(nu, float)
+        G = GradientAccumulator(nu.shape[0], len(self.nuisances))
+        mu = None
+        for s, st in zip(self.samples, state):
+            m = s.evaluate(st, nu, G)
+            mu = m if mu is None else mu + m
+        return mu, G.contract(weights(mu))
 
     def components(self, state, nu: np.ndarray) -> dict[str, np.ndarray]:
         """Each sample's μ (P, bins), by sample name."""

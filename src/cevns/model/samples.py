@@ -31,7 +31,8 @@ import numpy as np
 from cevns.errors import ConfigError
 from cevns.model.interpolation import VariantGrid
 
-__all__ = ["GridModifier", "StaticMorph", "FactorisedSample", "TemplateSample", "JacobianAccumulator"]
+__all__ = ["GridModifier", "StaticMorph", "FactorisedSample", "TemplateSample", "JacobianAccumulator",
+           "GradientAccumulator"]
 
 
 @dataclass
@@ -72,8 +73,9 @@ class StaticMorph:
     def __bool__(self) -> bool:
         return bool(self.mods)
 
-    def delta(self, nu: np.ndarray, jac: bool = False):
-        """(Σ_j ΔV_j (P, *feat), ∂/∂ν_j (P, n_mods, *feat) or None)."""
+    def delta(self, nu: np.ndarray, jac: bool = False, factored: bool = False):
+        """(Σ_j ΔV_j (P, *feat), ∂/∂ν_j (P, n_mods, *feat) or None); ``factored``: the derivatives as Wd (P, n_mods, K)
+        with ∂/∂ν_j = Wd[:, j] @ OFF (not multiplied out)."""
         P = nu.shape[0]
         W = np.zeros((P, self.K))
         Wd = np.zeros((P, len(self.mods), self.K)) if jac else None
@@ -89,6 +91,8 @@ class StaticMorph:
         out = (W @ self.OFF).reshape((P,) + self.feat_shape)
         if not jac:
             return out, None
+        if factored:
+            return out, Wd
         return out, (Wd.reshape(P * len(self.mods), self.K) @ self.OFF).reshape((P, len(self.mods)) + self.feat_shape)
 
     def delta1(self, x: list):
@@ -131,12 +135,75 @@ def _morph_state1(base: np.ndarray, mods, variants, x: list) -> np.ndarray:
     return out
 
 
+class _Rows:
+    """∂shape/∂ν of several parameters as an array (P, n, bins)."""
+
+    def __init__(self, d: np.ndarray):
+        self.d = d
+
+    def rows(self) -> np.ndarray:
+        return self.d
+
+    def contract(self, w: np.ndarray) -> np.ndarray:
+        """Σ_bins rows · w (P, n) for bin weights w (P, bins)."""
+        return np.einsum("pnb,pb->pn", self.d, w)
+
+
+class _MorphRows(_Rows):
+    """∂shape/∂ν_j = (Wd[:, j] @ OFF) ⊙ post of a :class:`StaticMorph` (post: (P, bins) factor or None), kept
+    factored: contracting with bin weights is (w ⊙ post) @ OFFᵀ, K numbers per point, then Wd."""
+
+    def __init__(self, Wd: np.ndarray, OFF: np.ndarray, post: np.ndarray | None):
+        self.Wd, self.OFF, self.post = Wd, OFF, post
+
+    def rows(self) -> np.ndarray:
+        P, n, K = self.Wd.shape
+        d = (self.Wd.reshape(P * n, K) @ self.OFF).reshape(P, n, -1)
+        if self.post is not None:
+            d *= self.post[:, None, :]
+        return d
+
+    def contract(self, w: np.ndarray) -> np.ndarray:
+        x = (w if self.post is None else w * self.post) @ self.OFF.T
+        return np.einsum("pnk,pk->pn", self.Wd, x)
+
+
+class _OuterRows(_Rows):
+    """Rows of a factorised sample, flatten(Σ_τ L[p, j, τ, :] ⊗ R[p, τ, :]) (energy derivatives, ``vary='left'``)
+    or flatten(Σ_τ L[p, τ, :] ⊗ R[p, j, τ, :]) (time derivatives, ``vary='right'``), restricted to ``cols``.
+    Contracting with bin weights W[p, E, t] sums over the unchanged factor first (no (P, n, bins) array)."""
+
+    def __init__(self, L: np.ndarray, R: np.ndarray, vary: str, n_e: int, n_t: int, cols):
+        self.L, self.R, self.vary, self.n_e, self.n_t, self.cols = L, R, vary, n_e, n_t, cols
+
+    def rows(self) -> np.ndarray:
+        if self.vary == "left":
+            P, n = self.L.shape[:2]
+            d = np.matmul(self.L.transpose(0, 1, 3, 2), self.R[:, None]).reshape(P, n, -1)
+        else:
+            P, n = self.R.shape[:2]
+            d = np.matmul(self.L.transpose(0, 2, 1)[:, None], self.R).reshape(P, n, -1)
+        return d if self.cols is None else d[:, :, self.cols]
+
+    def contract(self, w: np.ndarray) -> np.ndarray:
+        P = w.shape[0]
+        if self.cols is not None:
+            full = np.zeros((P, self.n_e * self.n_t))
+            full[:, self.cols] = w
+            w = full
+        W = w.reshape(P, self.n_e, self.n_t)
+        if self.vary == "left":  # Σ_t R[p, τ, t] W[p, E, t], then Σ_τ,E L[p, j, τ, E] (·)
+            X = np.matmul(np.broadcast_to(self.R, (P,) + self.R.shape[1:]), W.transpose(0, 2, 1))
+            return np.einsum("pjte,pte->pj", self.L, X)
+        Y = np.matmul(np.broadcast_to(self.L, (P,) + self.L.shape[1:]), W)  # Σ_E L[p, τ, E] W[p, E, t]
+        return np.einsum("pjtu,ptu->pj", self.R, Y)
+
+
 def _normalise(shape: np.ndarray, nu: np.ndarray, norms: list, count: int | None, J, blocks):
-    """μ = c · shape with c = Π ν_k (× n/Σ shape for a count) and, into J (a :class:`JacobianAccumulator`), ∂μ/∂ν for the
-    normalisations and for the shape parameters (``blocks``: [(parameter indices (k,), ∂shape/∂ν (P, k, bins))])."""
-    P = nu.shape[0]
-    if shape.shape[0] != P:
-        shape = np.broadcast_to(shape, (P,) + shape.shape[1:])
+    """μ = c · shape with c = Π ν_k (× n/Σ shape for a count) and, into J (a :class:`JacobianAccumulator` or a
+    :class:`GradientAccumulator`), ∂μ/∂ν for the normalisations and for the shape parameters (``blocks``: [(parameter
+    indices (k,), ∂shape/∂ν as a :class:`_Rows`)])."""
+    P = nu.shape[0]  # shape: (P or 1, bins)
     vals = [nu[:, k] for k in norms]
     c = np.ones(P)
     for v in vals:
@@ -157,11 +224,11 @@ def _normalise(shape: np.ndarray, nu: np.ndarray, norms: list, count: int | None
         if count is not None:
             others = others * nu[:, count] / Fs
         J.mul(k, shape, others[:, None])
-    for ks, block in blocks:
+    for ks, blk in blocks:
         if count is None:
-            for j, k in enumerate(ks):
-                J.mul(int(k), block[:, j], c[:, None])
+            J.block(ks, blk, c)
         else:
+            block = blk.rows()
             d = c[:, None, None] * block - mu[:, None, :] * (block.sum(axis=2) / Fs[:, None])[:, :, None]
             for j, k in enumerate(ks):
                 J.add(int(k), d[:, j])
@@ -215,9 +282,53 @@ class JacobianAccumulator:
             np.multiply(a, b, out=self.J[:, k], casting="unsafe")
             self.done[k] = True
 
+    def block(self, ks, blk: _Rows, c: np.ndarray) -> None:
+        """Rows ks += c · ∂shape/∂ν (c: (P,))."""
+        rows = blk.rows()
+        for j, k in enumerate(ks):
+            self.mul(int(k), rows[:, j], c[:, None])
+
     def result(self) -> np.ndarray:
         self.J[:, ~self.done] = 0.0
         return self.J
+
+
+class GradientAccumulator:
+    """The same rows as :class:`JacobianAccumulator`, recorded instead of written: :meth:`contract` gives
+    Σ_bins ∂μ/∂ν_k · w (P, m) for weights w known only once μ is (the gradient of a χ²), without a (P, m, bins)
+    array. Terms are references to the samples' arrays (no copies); a factor shared by several rows (a sample shape
+    under several normalisations) is contracted once."""
+
+    def __init__(self, P: int, m: int):
+        self.P, self.m = P, m
+        self.terms: list = []
+        self.blocks: list = []
+
+    def add(self, k: int, d: np.ndarray) -> None:
+        self.terms.append((k, d, None))
+
+    def mul(self, k: int, a: np.ndarray, b: np.ndarray) -> None:
+        self.terms.append((k, a, b))
+
+    def block(self, ks, blk: _Rows, c: np.ndarray) -> None:
+        self.blocks.append((np.asarray(ks, dtype=np.intp), blk, c))
+
+    def contract(self, w: np.ndarray) -> np.ndarray:
+        """(P, m): row k of ∂μ/∂ν contracted with w (P, bins) over the bins."""
+        g = np.zeros((self.P, self.m))
+        dots: dict = {}
+        for k, a, b in self.terms:
+            key = id(a)
+            if key not in dots:
+                if a.ndim == 1 or a.shape[0] == 1 or a.strides[0] == 0:  # one row for every point
+                    dots[key] = w @ np.asarray(a).reshape(-1, a.shape[-1])[0].astype(float)
+                else:
+                    dots[key] = np.einsum("pb,pb->p", a, w)
+            g[:, k] += dots[key] if b is None else dots[key] * np.reshape(b, (self.P,))
+        for ks, blk, c in self.blocks:
+            g[:, ks] += blk.contract(w) * c[:, None]
+        self.terms, self.blocks = [], []
+        return g
 
 
 @dataclass
@@ -319,6 +430,8 @@ class FactorisedSample(_PhysicsSample):
         if self._tmorph:
             B, dBs = self._tmorph.delta(nu, jac)
             B = B + self.time[None]
+            if dBs is not None:  # (P, n_mods, Gt, n_t): the time derivatives on the time factors only
+                dBs = dBs.reshape((P, len(self.time_mods)) + self.time.shape)
         else:
             B, dBs = self.time[None], None
         if A.shape[0] != P:
@@ -328,18 +441,17 @@ class FactorisedSample(_PhysicsSample):
         Ae = self._collapse(A, nu)
         shape = self._outer(Ae, B)
         if jac:
+            dims = (self.n_e, self.n_t, self._cols)
             if self.group_norms is not None:
                 for g, k in enumerate(self.group_norms):
                     if k >= 0:
                         t = self.group_time[g]
-                        blocks.append(((int(k),), self._outer(A[:, g:g + 1], B[:, t:t + 1])[:, None]))
-            if dA:  # (P, n_mods, G, n_E) → (P, n_mods, bins)
+                        blocks.append(((int(k),), _OuterRows(A[:, None, g:g + 1], B[:, t:t + 1], "left", *dims)))
+            if dA:  # (P, n_mods, Gt, n_E) ⊗ B
                 dAs = np.stack([self._collapse(np.broadcast_to(d, A.shape), nu) for _, d in dA], axis=1)
-                d = np.matmul(dAs.transpose(0, 1, 3, 2), B[:, None]).reshape(P, len(dA), -1)
-                blocks.append((np.array([k for k, _ in dA]), d if self._cols is None else d[:, :, self._cols]))
-            if dBs is not None:  # (P, n_mods, Gt, n_t) → (P, n_mods, bins)
-                d = np.matmul(Ae.transpose(0, 2, 1)[:, None], dBs).reshape(P, dBs.shape[1], -1)
-                blocks.append((np.array([m.param for m in self.time_mods]), d if self._cols is None else d[:, :, self._cols]))
+                blocks.append((np.array([k for k, _ in dA]), _OuterRows(dAs, B, "left", *dims)))
+            if dBs is not None:  # Ae ⊗ (P, n_mods, Gt, n_t)
+                blocks.append((np.array([m.param for m in self.time_mods]), _OuterRows(Ae, dBs, "right", *dims)))
         return _normalise(shape, nu, self.norms, self.count, J, blocks)
 
     def evaluate1(self, state, x: list) -> np.ndarray:
@@ -429,15 +541,14 @@ class TemplateSample(_PhysicsSample):
         """μ (P, bins); with ``J`` given, ∂μ/∂ν of this sample's parameters is added into it."""
         blocks = []
         if self._morph:
-            t, dts = self._morph.delta(nu, J is not None)
+            t, Wd = self._morph.delta(nu, J is not None, factored=True)
             t += self.nominal[None]
             pos = t > 0
             np.maximum(t, 0.0, out=t)
             shape = t if state is None else t * state
-            if dts is not None:
-                w = pos if state is None else pos * state
-                dts *= w[:, None, :]
-                blocks.append((np.array([m.param for m in self.mods]), dts))
+            if Wd is not None:  # ∂/∂ν_j = (Wd_j @ OFF) ⊙ [T > 0] ⊙ r(θ)
+                post = pos.astype(float) if state is None else pos * state
+                blocks.append((np.array([m.param for m in self.mods]), _MorphRows(Wd, self._morph.OFF, post)))
         else:
             shape = self.nominal[None] if state is None else self.nominal[None] * state
         return _normalise(shape, nu, self.norms, self.count, J, blocks)

@@ -40,12 +40,49 @@ class ResponseSettings:
         return len(self.nuclear)
 
 
+def _row_basis(w: np.ndarray, max_rank: int = 8, rtol: float = 1e-12) -> np.ndarray | None:
+    """Orthonormal rows Q (r, nodes), r ≤ max_rank, spanning the rows of w (P, nodes) to rtol of the largest row, by
+    pivoted Gram–Schmidt; None if w needs more. Weights of a batch usually span few functions of the recoil energy
+    (e.g. Q_W(θ)² under NSI is a quadratic form in Z F_p and N F_n: rank 3)."""
+    R = np.array(w, dtype=float)
+    n2 = np.einsum("pn,pn->p", R, R)
+    floor = rtol * rtol * n2.max()
+    basis = []
+    while n2.max() > floor:
+        if len(basis) == max_rank:
+            return None
+        i = int(np.argmax(n2))
+        q = R[i] / np.sqrt(n2[i])
+        for b in basis:  # re-orthogonalise against the basis (classical Gram–Schmidt loses it on small residuals)
+            q = q - (q @ b) * b
+        q /= np.linalg.norm(q)
+        basis.append(q)
+        R -= np.outer(R @ q, q)
+        n2 = np.einsum("pn,pn->p", R, R)
+    return np.array(basis) if basis else None
+
+
+def _fold_factors(w: np.ndarray, M: np.ndarray):
+    """w (P, nodes) @ M (nodes, k) as factors (C, B) with w @ M = C @ B, or (None, row (1, k)) when every row of w is
+    the same (weights that the scanned parameters do not change, e.g. ν_μ rates under ε_ee: folded once). Rows that
+    span r ≪ min(nodes, k) functions give C = w Qᵀ (P, r), B = Q M (r, k), checked to reproduce w to 1e-12 of its
+    largest row; otherwise (w, M)."""
+    P = w.shape[0]
+    if P == 1 or w.strides[0] == 0 or not np.any(w[1:] != w[:1]):
+        return None, w[:1] @ M
+    if P > 16 and M.shape[1] > 16:
+        Q = _row_basis(w)
+        if Q is not None:
+            C = w @ Q.T
+            if np.abs(C @ Q - w).max() <= 1e-12 * np.abs(w).max():
+                return C, Q @ M
+    return w, M
+
+
 def _fold(w: np.ndarray, M: np.ndarray) -> np.ndarray:
-    """w (P, nodes) @ M (nodes, k); a batch whose rows are all equal (weights that the scanned parameters do not
-    change, e.g. ν_μ rates under ε_ee) is folded once."""
-    if w.shape[0] > 1 and (w.strides[0] == 0 or not np.any(w[1:] != w[:1])):
-        return w[:1] @ M
-    return w @ M
+    """w (P, nodes) @ M (nodes, k) (one row when all rows of w are equal; see :func:`_fold_factors`)."""
+    C, B = _fold_factors(w, M)
+    return B if C is None else C @ B
 
 
 class PredictedSignal:
@@ -98,14 +135,17 @@ class PredictedSignal:
         mats = self.response.electron if electron else self.response.nuclear
         return np.ascontiguousarray(np.concatenate([(m[iso_name] * kernel_vec[None, :]).T for m in mats], axis=1))
 
-    def _fold(self, w: np.ndarray, kernel: str, s: str, target: str, electron: bool) -> np.ndarray:
-        """Σ_n w[p, n] K[n] R_v[E, n] for every setting v: (P or 1, V·n_E). With one setting (a one-off prediction)
-        the product is taken directly, without building the stacked matrix."""
+    def _fold(self, w: np.ndarray, kernel: str, s: str, target: str, electron: bool, factored: bool = False):
+        """Σ_n w[p, n] K[n] R_v[E, n] for every setting v: (P or 1, V·n_E), or its factors (see
+        :func:`_fold_factors`). With one setting (a one-off prediction) the product is taken directly, without
+        building the stacked matrix."""
         if self.V == 1 and (("e", kernel, s, target) if electron else (kernel, s, target)) not in self._stacked:
             K = self.flux.get(kernel, KERNELS[kernel], s, f"e:{target}" if electron else target)
             R = (self.response.electron if electron else self.response.nuclear)[0][target]
-            return _fold(w * K[None, :], R.T)
-        return _fold(w, self.e_matrix(kernel, s, target) if electron else self.matrix(kernel, s, target))
+            w, M = w * K[None, :], R.T
+        else:
+            M = self.e_matrix(kernel, s, target) if electron else self.matrix(kernel, s, target)
+        return _fold_factors(w, M) if factored else _fold(w, M)
 
     def matrix(self, kernel: str, s: str, iso_name: str) -> np.ndarray:
         key = (kernel, s, iso_name)
@@ -142,18 +182,36 @@ class PredictedSignal:
         """A_v[g, E] for every setting v: (P, V, G, n_E)."""
         P = batch_size(phys)
         V, nE, G = self.V, self.n_e, len(self.groups)
-        out = np.zeros((P, G, V * nE))
+        # terms the parameters do not change (one folded row) are summed once; the others are kept as factors
+        # (C (P, r), B (r, V·n_E)) and multiplied out once per group: out[:, g] = common[g] + [C₁ C₂ …] @ [B₁; B₂; …]
+        common = np.zeros((G, V * nE))
+        factors: list[list] = [[] for _ in range(G)]
+
+        def add(g, CB):
+            C, B = CB
+            if C is None:
+                common[g] += B[0]
+            else:
+                factors[g].append((C, B))
+
         sm_w = {}
         for (s, iso_name), ctx in self.contexts.items():
             g = self._group_of[s]
             for k, w in nuclear_weights(phys, ctx, self.kernels).items():
-                out[:, g] += self._fold(w, k, s, iso_name, False)
+                add(g, self._fold(w, k, s, iso_name, False, factored=True))
                 if k == "sm":
                     sm_w[(s, iso_name)] = w
         for (s, el), ec in self.e_contexts.items():
             g = self._group_of[s]
             for k, w in electron_weights(phys, ec, self.e_kernels).items():
-                out[:, g] += self._fold(w, k, s, el, True)
+                add(g, self._fold(w, k, s, el, True, factored=True))
+        out = np.empty((P, G, V * nE))
+        for g in range(G):
+            if factors[g]:
+                np.matmul(np.hstack([C for C, _ in factors[g]]), np.vstack([B for _, B in factors[g]]), out=out[:, g])
+                out[:, g] += common[g]
+            else:
+                out[:, g] = common[g]
         for s in self.species:
             for A, dm2 in flux_terms(phys, s):
                 g = self._group_of[s]
