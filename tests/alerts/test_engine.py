@@ -180,3 +180,40 @@ def test_replay_cli_writes_groups(tmp_path):
     assert main(["alerts", "replay", str(SCEN), "--json", str(out)]) == 0
     got = json.loads(out.read_text())
     assert {k: [set(g) for g in v] for k, v in got.items()} == EXPECTED
+
+
+@settings(max_examples=150, deadline=None)
+@given(events, st.lists(st.tuples(st.integers(0, 8), st.integers(-12, 12), st.integers(-1, 1)), min_size=1, max_size=6))
+def test_groups_near_many_is_the_union_of_neighbourhoods(evs, touched):
+    """One pass per cluster of touched times gives exactly the groups (>= 2) whose start lies within
+    [t - 3W, t + 2W] of some touched t.  Touched times sit at half-window steps (+-1 ns) from the messages, so
+    groups start right at the edges of the ranges read; clusters both join and stay apart."""
+    t0 = UTCTime.parse("2030-01-01T00:00:00Z")
+    eng = CoincidenceEngine(window_s=0.3)
+    times = []
+    for k, (d, s, ms) in enumerate(evs):
+        times.append(t0.add_ns(s * NS // 10 + ms * 1_000_000))
+        eng.add(coincidence_message(d, times[-1], sent_time=t0.add_ns(k * 1000)))
+    w = eng.window_ns
+    ts = [times[i % len(times)].elapsed_ns + h * w // 2 + eps for i, h, eps in touched]
+    for ch in eng.channels.values():
+        act = [ch.by_uuid[u] for u in ch.active]
+        start = {e.uuid: e.t_ns for e in act}
+        want = {g for g in _brute_force([(e.uuid, e.t_ns) for e in act], w)
+                if len(g) >= 2 and any(t - 3 * w <= min(start[u] for u in g) <= t + 2 * w for t in ts)}
+        assert set(ch.groups_near_many(ts)) == want
+
+
+def test_groups_near_many_at_the_edges():
+    """Starts exactly at t - 3W and t + 2W: the group at t - 3W is not maximal (an entry 0.1 s earlier shares
+    its end), and the group at t + 2W reaches to t + 3W; both need the full range read."""
+    t0 = UTCTime.parse("2030-01-01T00:00:00Z")
+    eng = CoincidenceEngine(window_s=0.3)
+    dets = ["JUNO", "DUNE", "HALO"]
+    for k, (d, dt) in enumerate(zip(dets, (0, 100_000_000, 200_000_000))):
+        eng.add(coincidence_message(d, t0.add_ns(dt), sent_time=t0.add_ns(k)))
+    ch, w = eng.channels["real"], eng.window_ns
+    full = {frozenset(ch.by_uuid)}
+    assert set(ch.groups_near_many([t0.elapsed_ns + 100_000_000 + 3 * w])) == set()  # only the non-maximal one
+    assert set(ch.groups_near_many([t0.elapsed_ns + 2 * w])) == full              # t - 3W = the first entry
+    assert set(ch.groups_near_many([t0.elapsed_ns - 2 * w])) == full              # t + 2W = the first entry

@@ -41,6 +41,16 @@ def test_nanosecond_precision_round_trip():
     assert UTCTime.from_posix_ns(t.to_posix_ns()) == t
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(63072000, 4102444799), st.integers(0, NS - 1))
+def test_parse_agrees_with_datetime(posix_s, frac):
+    """Any instant 1972-2099: the ISO text that datetime writes parses to the same instant as from_posix_ns."""
+    import datetime
+    iso = datetime.datetime.fromtimestamp(posix_s, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    t = UTCTime.parse(f"{iso}.{frac:09d}Z")
+    assert t == UTCTime.from_posix_ns(posix_s * NS + frac) and t.isoformat() == f"{iso}.{frac:09d}Z"
+
+
 @pytest.mark.parametrize("bad", ["2030-13-01T00:00:00Z", "2030-01-01T00:00:60Z", "2030-01-01 noon",
                                  "1969-07-20T20:17:00Z", "2030-01-01T00:00:00+02:00", "2030-02-30T00:00:00Z", 17])
 def test_bad_times_rejected(bad):
@@ -188,3 +198,17 @@ def test_credentials_files(keyfiles, tmp_path):
 def test_random_bytes_never_crash_validation(raw):
     with pytest.raises(MessageRejected):
         parse_message(raw)
+
+
+@pytest.mark.parametrize("depth", [11, 12, 13, 14, 40])
+def test_nesting_limit_exact(depth):
+    """Nesting up to MAX_JSON_DEPTH (12) below the top level passes, deeper is refused, whether the text holds
+    just enough brackets to nest (the walk is skipped below 13 brackets) or brackets inside strings too."""
+    from cevns.alerts.messages import MAX_JSON_DEPTH, MessageRejected, loads_strict
+    inner = "[" * (depth - 1) + "]" * (depth - 1)
+    for text in ("[" * depth + "]" * depth, '{"s": "[[[[[[[[[[[[[[", "a": ' + inner + "}"):
+        if depth - 1 <= MAX_JSON_DEPTH:
+            loads_strict(text)
+        else:
+            with pytest.raises(MessageRejected, match="deeper than 12"):
+                loads_strict(text)

@@ -222,7 +222,10 @@ def cmd_retract(args) -> int:
 
 
 def cmd_subscribe(args) -> int:
+    from cevns.errors import CevnsError
+
     from .auth import load_alert_public_key
+    from .gcn import to_gcn_notice
     from .server import AlertCollector
     from .transport import DEFAULT_ALERT_TOPIC
 
@@ -243,6 +246,13 @@ def cmd_subscribe(args) -> int:
                 for a in col.poll(left, max_records=(args.count - n) if args.count else 5000):
                     if a.get("kind") == "connection-test-ack":
                         continue
+                    if args.gcn:
+                        try:
+                            a = to_gcn_notice(a)
+                        except CevnsError as exc:  # a conversion bug must not stop a supernova subscriber
+                            print(f"cevns: warning: alert {a.get('alert_id')}: no GCN notice ({exc})", file=sys.stderr,
+                                  flush=True)
+                            continue
                     print(json.dumps(a), flush=True)
                     n += 1
                     if args.count and n >= args.count:
@@ -381,6 +391,8 @@ def register(subparsers) -> None:
     s.add_argument("--from-beginning", action="store_true", help="also print alerts already on the topic")
     s.add_argument("--alert-key", help="server alert public key: a credentials file or keygen's --public-key-out "
                                        "file (default $CEVNS_ALERTS_PUBLIC_KEY, then $CEVNS_ALERTS_CREDENTIALS)")
+    s.add_argument("--gcn", action="store_true", help="print each alert as a GCN unified-schema JSON notice (GCN "
+                                                      "neutrino alert schema 7.2.3, validated) instead of our JSON")
     s.set_defaults(func=cmd_subscribe)
 
     s = sub.add_parser("test-connection", help="round trip: test heartbeat -> server -> acknowledgement")

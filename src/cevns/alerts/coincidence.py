@@ -138,10 +138,30 @@ class _Channel:
 
     def groups_near(self, t: int) -> dict[frozenset, tuple[Entry, ...]]:
         """Groups (>= 2 detectors) whose start lies in [t - 3W, t + 2W]: all a change at t can affect."""
+        return self.groups_near_many((t,))
+
+    def groups_near_many(self, ts) -> dict[frozenset, tuple[Entry, ...]]:
+        """The union of groups_near(t) over the times ts (ns), with one maximal_groups pass per cluster of
+        times less than 5W apart (their start ranges [t - 3W, t + 2W] then join into one).
+
+        Exact: whether a maximal group starts at s, and its members, follow from the active entries in
+        [s - W, s + W] alone (an entry more than W before s cannot share its window, one more than W after it
+        cannot be in the group), so each cluster [a, b] reads [a - 4W, b + 3W] for the starts in
+        [a - 3W, b + 2W]."""
         w = self.w
-        gs = maximal_groups(self.active_between(t - 5 * w, t + 5 * w), w)
-        return {frozenset(x.uuid for x in g): g for g in gs
-                if t - 3 * w <= g[0].t_ns <= t + 2 * w and len(g) >= 2}
+        ts = sorted(ts)
+        out: dict[frozenset, tuple[Entry, ...]] = {}
+        i = 0
+        while i < len(ts):
+            j = i
+            while j + 1 < len(ts) and ts[j + 1] - ts[j] <= 5 * w:
+                j += 1
+            a, b = ts[i], ts[j]
+            for g in maximal_groups(self.active_between(a - 4 * w, b + 3 * w), w):
+                if a - 3 * w <= g[0].t_ns <= b + 2 * w and len(g) >= 2:
+                    out[frozenset(x.uuid for x in g)] = g
+            i = j + 1
+        return out
 
     def _dominated(self, e: Entry) -> bool:
         """Is there a later (order) message of e's detector within one window of e?  Early exit."""
@@ -300,12 +320,8 @@ class CoincidenceEngine:
         finally:
             b, self._batch = self._batch, None
         for name in sorted(b["times"]):
-            if len(b["times"][name]) > 64:  # many touches: each distinct neighbourhood once
-                b["times"][name] = sorted(set(b["times"][name]))
             ch = self.channels[name]
-            after: dict = {}
-            for t in b["times"][name]:
-                after.update(ch.groups_near(t))
+            after = ch.groups_near_many(b["times"][name])  # nearby touches share one pass
             out += _diff(name, b["before"].get(name, {}), after, b["cause"], self.window_ns, ch.alive)
 
     def _touch(self, name: str, t: int, cause: str) -> None:

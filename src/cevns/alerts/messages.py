@@ -361,7 +361,8 @@ def loads_strict(raw: bytes | str, max_bytes: int = MAX_PAYLOAD_BYTES, what: str
         raise MessageRejected("too-deep", f"{what} JSON nesting too deep") from None
     except ValueError as exc:  # JSONDecodeError, huge integer literals
         raise MessageRejected("not-json", f"{what} is not valid JSON: {str(exc)[:120]}") from None
-    _depth(obj, MAX_JSON_DEPTH)
+    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH:  # fewer brackets cannot nest deeper: skip the walk
+        _depth(obj, MAX_JSON_DEPTH)
     return obj
 
 

@@ -131,9 +131,11 @@ class AlertServer:
         self._pointing_cache: dict = {}
         self._in_flight: set[str] = set()
         self._published: list[str] = []
-        self._online_cache: tuple = (None, set())
+        self._online_cache: tuple = (None, set(), "")  # (now, online detectors, now as ISO text)
+        self._far_cache: dict[tuple[int, int], dict] = {}
         self._last_warn: dict[str, float] = {}
         self.rebuild_s = 0.0
+        self.ready = threading.Event()  # set by run() once it is subscribed to the observation topic
         self._rebuild()
 
     # -- persistence --------------------------------------------------------------------------------
@@ -348,6 +350,8 @@ class AlertServer:
 
     def _pointing(self, channel: str, group: tuple[Entry, ...]) -> dict | None:
         """Triangulation from TimingTier neutrino times of group detectors (>= 3 with known locations)."""
+        if sum(1 for e in group if self._tiers.get(("TimingTier", channel, e.detector))) < 3:
+            return None  # the common case, decided before any import or scan
         from cevns.errors import UnknownNameError
 
         from .pointing import consistency, site, triangulate
@@ -397,22 +401,32 @@ class AlertServer:
                                      cause, dets))
         return out
 
+    def _far_fields(self, k: int, n_online: int) -> dict:
+        """FAR fields [1/yr] of a k-fold alert with n_online detectors online (all detectors share one imitation
+        rate, so they depend on (k, n_online) only: computed once per pair)."""
+        key = (k, n_online)
+        if key not in self._far_cache:
+            w = self.engine.window_ns / NS
+            rates = [self.imitation_rate_hz] * n_online
+            self._far_cache[key] = {
+                "false_alarm_rate_per_year": far.per_year(far.r_fold_rate(rates, w, k)),
+                "false_alarm_rate_per_year_this_set": far.per_year(far.set_rate(rates[:k], w)),
+                "false_alarm_online_detectors": n_online,
+                "false_alarm_assumption": (f"any {k} of the {n_online} detectors online (heartbeats within "
+                                           f"{self.hearts.stale_ns / NS:g} s, plus this alert's), each imitating "
+                                           f"a burst at {self.imitation_rate_hz:.3g}/s, window {w:g} s")}
+        return self._far_cache[key]
+
     def _alert_body(self, a: Alert, now: int) -> dict:
+        """The alert object as archived and published: the engine's fields, server time, FAR, enrichments."""
         body = a.to_dict()
-        body["server_time_utc"] = UTCTime(now).isoformat()
+        if self._online_cache[0] != now:  # once per batch: the online set and the server time text
+            self._online_cache = (now, set(self.hearts.online(now)), UTCTime(now).isoformat())
+        body["server_time_utc"] = self._online_cache[2]
         k = len(a.detectors)
         if k >= 2:
-            w = self.engine.window_ns / NS
-            if self._online_cache[0] != now:
-                self._online_cache = (now, set(self.hearts.online(now)))
-            online = sorted(self._online_cache[1] | set(a.detectors))
-            rates = [self.imitation_rate_hz] * len(online)
-            body["false_alarm_rate_per_year"] = far.per_year(far.r_fold_rate(rates, w, k))
-            body["false_alarm_rate_per_year_this_set"] = far.per_year(far.set_rate(rates[:k], w))
-            body["false_alarm_online_detectors"] = len(online)
-            body["false_alarm_assumption"] = (f"any {k} of the {len(online)} detectors online (heartbeats within "
-                                              f"{self.hearts.stale_ns / NS:g} s, plus this alert's), each imitating "
-                                              f"a burst at {self.imitation_rate_hz:.3g}/s, window {w:g} s")
+            online = self._online_cache[1] | set(a.detectors)
+            body.update(self._far_fields(k, len(online)))
             group = tuple(self.engine.entry(u) for u in a.uuids)
             if all(e is not None for e in group):
                 for name, fn in (("combined_significance", self._significance), ("pointing", self._pointing)):
@@ -429,6 +443,7 @@ class AlertServer:
         """Process payloads in one transaction, then publish new alerts. Pure w.r.t. the broker input."""
         now = self.clock()
         outs = []
+        self._online_cache = (None, set(), "")  # heartbeats of this batch count (even under a frozen test clock)
         self.archive.begin()
         try:
             with self.engine.batch() as eng_alerts:
@@ -540,11 +555,16 @@ class AlertServer:
         backoff = 0.2
         last_house = 0.0
         try:
+            self.t.warm_up()  # the first alert must not wait for the producer to connect
+        except TransportError as exc:
+            log.warning("alert producer not ready yet: %s", exc)
+        try:
             while not stop.is_set():
                 try:
                     if sub is None:
                         sub = self.t.subscribe(self.obs_topic, group=group, from_beginning=True)
                         backoff = 0.2
+                        self.ready.set()
                     recs = sub.poll(poll_s, batch)
                     if recs:
                         self._process_until_done(recs, stop)

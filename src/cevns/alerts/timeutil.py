@@ -56,6 +56,20 @@ def _leaps_before(posix_s: int) -> int:
     return bisect_right(leap_second_table(), posix_s)
 
 
+@functools.lru_cache(maxsize=4096)
+def _midnight(y: int, mo: int, d: int) -> int | None:
+    """POSIX second of 00:00:00Z of a valid calendar date (year >= 1), None if there is no such date."""
+    if not (1 <= mo <= 12 and 1 <= d <= calendar.monthrange(y, mo)[1]):
+        return None
+    return calendar.timegm((y, mo, d, 0, 0, 0))
+
+
+@functools.lru_cache(maxsize=1)
+def _leap_elapsed() -> tuple[int, ...]:
+    """Elapsed second (leap seconds counted) of each inserted leap second 23:59:60."""
+    return tuple(t + i for i, t in enumerate(leap_second_table()))
+
+
 def _is_leap_date(y: int, m: int, d: int) -> bool:
     return calendar.timegm((y, m, d, 23, 59, 59)) + 1 in set(leap_second_table())
 
@@ -85,24 +99,25 @@ class UTCTime:
             raise TimeFormatError(
                 f"{field}: {text[:60]!r} is not ISO 8601 UTC; allowed: YYYY-MM-DDTHH:MM:SS[.fffffffff][Z]"
             )
-        y, mo, d, hh, mi, ss = (int(m.group(i)) for i in range(1, 7))
-        frac = m.group(7) or ""
-        zone = m.group(8)
+        g = m.groups()
+        y, mo, d, hh, mi, ss = map(int, g[:6])
+        frac, zone = g[6] or "", g[7]
         if zone not in (None, "Z", "+00:00", "+0000", "-00:00", "-0000"):
             raise TimeFormatError(f"{field}: {text!r} has UTC offset {zone}; allowed: Z, +00:00 or none (UTC)")
         if y < _MIN_YEAR:
             raise TimeFormatError(f"{field}: {text!r} is before {_MIN_YEAR} (no integer leap seconds); allowed: >= 1972")
-        if not (1 <= mo <= 12 and 1 <= d <= calendar.monthrange(y, mo)[1] and hh < 24 and mi < 60):
+        day = _midnight(y, mo, d)
+        if day is None or not (hh < 24 and mi < 60):
             raise TimeFormatError(f"{field}: {text!r} is not a valid calendar date/time")
         frac_ns = int(frac.ljust(9, "0")) if frac else 0
         if ss == 60:
             if not (hh == 23 and mi == 59 and _is_leap_date(y, mo, d)):
                 raise TimeFormatError(f"{field}: {text!r}: second 60 only exists at 23:59:60 on a leap-second date")
-            posix = calendar.timegm((y, mo, d, 23, 59, 59))
+            posix = day + 86399
             return cls((posix + _leaps_before(posix) + 1) * NS + frac_ns)
         if ss > 60:
             raise TimeFormatError(f"{field}: {text!r}: seconds must be 0..59 (60 on leap-second dates)")
-        posix = calendar.timegm((y, mo, d, hh, mi, ss))
+        posix = day + 3600 * hh + 60 * mi + ss
         return cls((posix + _leaps_before(posix)) * NS + frac_ns)
 
     @classmethod
@@ -115,9 +130,9 @@ class UTCTime:
 
     # -- conversion -----------------------------------------------------------------------------
     @staticmethod
-    def _leap_elapsed_seconds() -> list[int]:
+    def _leap_elapsed_seconds() -> tuple[int, ...]:
         """Elapsed second (this scale) of each inserted leap second 23:59:60."""
-        return [t + i for i, t in enumerate(leap_second_table())]
+        return _leap_elapsed()
 
     def to_posix_ns(self) -> int:
         """POSIX ns (a leap second 23:59:60.x maps onto 23:59:59.x, the POSIX convention)."""

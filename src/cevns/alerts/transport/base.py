@@ -53,6 +53,9 @@ class Transport(abc.ABC):
     def poll_deliveries(self, timeout: float = 0.0) -> None:
         """Serve pending delivery callbacks (asynchronous transports)."""
 
+    def warm_up(self) -> None:
+        """Open the publishing side now, so that the first publish does not pay for connecting (no-op here)."""
+
     def check(self, topic: str | None = None, timeout: float | None = None) -> None:
         """Raise TransportError unless the broker answers."""
 
