@@ -140,7 +140,7 @@ def _preflight(recipe, axes, fixed, args) -> None:
     check_parameters_matter(model, axes, fixed)
     n = int(np.prod([len(v) for v in axes.values()]))
     if n >= 5000 or args.force:
-        est = estimate_scan(model, n)
+        est = estimate_scan(model, n, axes=axes, fixed=fixed)
         print(f"grid of {n} points: about {est['seconds']:.3g} s and {est['bytes'] / 1e6:.3g} MB")
         if not args.force and (est["seconds"] > MAX_SECONDS or est["bytes"] > MAX_BYTES):
             raise ConfigError(f"the grid of {n} points would take about {est['seconds']:.3g} s and "
