@@ -147,6 +147,12 @@ class Archive:
                               (alert_id, created_ns, json.dumps(body, sort_keys=True)))
         return cur.rowcount == 1
 
+    def add_alert_text(self, alert_id: str, created_ns: int, text: str) -> bool:
+        """add_alert with the body already as JSON text (sorted keys); False if the alert_id exists."""
+        cur = self.db.execute("INSERT OR IGNORE INTO alerts(alert_id,created_ns,body) VALUES(?,?,?)",
+                              (alert_id, created_ns, text))
+        return cur.rowcount == 1
+
     def unpublished_alerts(self) -> list[tuple[str, str]]:
         return self.db.execute("SELECT alert_id, body FROM alerts WHERE published=0 ORDER BY seq").fetchall()
 

@@ -275,7 +275,12 @@ class Message:
         return self.time("sent_time_utc")
 
     def to_json(self) -> str:
-        return json.dumps(self.data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        """Canonical JSON text (cached: ``data`` is validated once and never changed)."""
+        text = self.__dict__.get("_json")
+        if text is None:
+            text = self.__dict__["_json"] = json.dumps(self.data, sort_keys=True, separators=(",", ":"),
+                                                       allow_nan=False)
+        return text
 
 
 def _fill_defaults(tier: str, data: dict) -> dict:

@@ -26,6 +26,8 @@ import hashlib
 import json
 import logging
 import math
+import os
+import queue
 import secrets
 import threading
 import time
@@ -35,10 +37,11 @@ from cevns.errors import CevnsError
 
 from . import far
 from .archive import Archive
-from .auth import AlertSigner, open_alert, open_envelope, sign
+from .auth import AlertSigner, open_alert, sign
 from .coincidence import Alert, CoincidenceEngine, Entry
 from .heartbeats import HeartbeatMonitor
-from .messages import MAX_PAYLOAD_BYTES, Message, MessageRejected, parse_message
+from .messages import MAX_PAYLOAD_BYTES, Message, MessageRejected
+from .prevalidate import OK, REJECTED, Prevalidator, check_plausible, message_from, validate
 from .timeutil import NS, UTCTime
 from .transport import DEFAULT_ALERT_TOPIC, DEFAULT_OBS_TOPIC, Transport, TransportError
 
@@ -106,7 +109,7 @@ class AlertServer:
                  imitation_rate_hz: float = 1.0 / far.SECONDS_PER_WEEK, clock=None, alert_key: bytes | None = None,
                  max_age_s: float = 48 * 3600.0, clock_skew_s: float = 1.0,
                  heartbeat_retention_s: float = 24 * 3600.0, heartbeat_min_interval_s: float = 1.0,
-                 heartbeat_stale_s: float = 3600.0, pointing_grid: int = 12288):
+                 heartbeat_stale_s: float = 3600.0, pointing_grid: int = 12288, parallel_min_batch: int = 200):
         if not (max_age_s > 0) or not (clock_skew_s >= 0):
             raise CevnsError(f"max_age_s={max_age_s!r}, clock_skew_s={clock_skew_s!r}; allowed: > 0 and >= 0 s")
         self.t, self.keyring = transport, keyring
@@ -130,12 +133,19 @@ class AlertServer:
         self._tier_touched: dict = {}
         self._pointing_cache: dict = {}
         self._in_flight: set[str] = set()
-        self._published: list[str] = []
+        self._published: collections.deque[str] = collections.deque()  # acknowledged alert_ids (any thread)
+        self._sender: _AlertSender | None = None  # run(): alerts are signed and published in their own thread
         self._online_cache: tuple = (None, set(), "")  # (now, online detectors, now as ISO text)
         self._far_cache: dict[tuple[int, int], dict] = {}
         self._last_warn: dict[str, float] = {}
         self.rebuild_s = 0.0
         self.ready = threading.Event()  # set by run() once it is subscribed to the observation topic
+        # batches of >= parallel_min_batch payloads are verified and validated in a worker process (run() starts
+        # it on a multi-core machine; start_workers()); smaller batches, and everything without a worker, in
+        # process: same function, same outcomes
+        self.parallel_min_batch = parallel_min_batch
+        self.prevalidator: Prevalidator | None = None
+        self._auto_workers = False  # run(): start the worker at the first large batch (multi-core only)
         self._rebuild()
 
     # -- persistence --------------------------------------------------------------------------------
@@ -194,35 +204,19 @@ class AlertServer:
         return Outcome("rejected", code=exc.code, reason=exc.reason)
 
     def _plausible(self, msg: Message, now: int) -> None:
-        sent = msg.sent_time
-        if sent is not None and sent.elapsed_ns > now + self.skew_ns:
-            raise MessageRejected("future-sent-time", f"sent_time_utc {sent.isoformat()} is later than the server "
-                                                      f"clock ({UTCTime(now).isoformat()}) + {self.skew_ns / NS:g} s")
-        if msg.is_test:
-            return  # SNEWS exempts test messages from the time window
-        for key in ("neutrino_time_utc", "start_time_utc"):
-            if msg.data.get(key) is None:
-                continue
-            t = msg.time(key).elapsed_ns
-            if not (now - self.max_age_ns <= t <= now + self.skew_ns):
-                raise MessageRejected(
-                    "implausible-time", f"{key} {msg.data[key]} is outside the allowed window "
-                    f"[server time - {self.max_age_ns / NS / 3600:g} h, server time + {self.skew_ns / NS:g} s] "
-                    f"(server time {UTCTime(now).isoformat()}); test messages (is_test) are exempt")
+        check_plausible(msg, now, self.max_age_ns, self.skew_ns)
 
-    def _handle(self, raw: bytes, now: int) -> Outcome:
-        try:
-            det, text = open_envelope(raw, self.keyring, self.max_bytes)
-            msg = parse_message(text, max_bytes=self.max_bytes)
-            if msg.detector_name != det:
-                raise MessageRejected("impersonation", f"signed by {det!r} but detector_name is "
-                                                       f"{msg.detector_name!r}; a detector may only publish, "
-                                                       "retract or heartbeat under its own name")
-            self._plausible(msg, now)
-        except MessageRejected as exc:
-            return self._reject(raw, now, exc)
-        except Exception as exc:  # noqa: BLE001 - any surprise in validation is a rejection, not a crash
-            return self._reject(raw, now, MessageRejected("invalid", f"{type(exc).__name__}: {str(exc)[:160]}"))
+    def _handle(self, raw: bytes, now: int, pre=None) -> Outcome:
+        """``pre``: the worker's validation result for ``raw`` (prevalidate.validate_many), else None."""
+        if pre is not None and pre[0] == OK:
+            msg = message_from(pre[1], pre[2])
+        elif pre is not None and pre[0] == REJECTED:
+            return self._reject(raw, now, MessageRejected(pre[1], pre[2]))
+        else:
+            try:
+                msg = validate(raw, self.keyring, self.max_bytes, now, self.max_age_ns, self.skew_ns)
+            except MessageRejected as exc:
+                return self._reject(raw, now, exc)
         try:
             return self._apply(msg, raw, now)
         except MessageRejected as exc:
@@ -444,13 +438,20 @@ class AlertServer:
         now = self.clock()
         outs = []
         self._online_cache = (None, set(), "")  # heartbeats of this batch count (even under a frozen test clock)
+        pres = None
+        if self._auto_workers and self.prevalidator is None and len(payloads) >= self.parallel_min_batch:
+            self.start_workers()  # in the background: this batch is validated in process
+        pv = self.prevalidator
+        if pv is not None and len(payloads) >= self.parallel_min_batch and pv.ready:
+            pres = pv.submit(payloads, self.keyring, self.max_bytes, now, self.max_age_ns, self.skew_ns)
         self.archive.begin()
         try:
             with self.engine.batch() as eng_alerts:
                 for raw in payloads:
+                    pre = next(pres, None) if pres is not None else None
                     self.archive.savepoint()
                     try:
-                        out = self._handle(raw, now)
+                        out = self._handle(raw, now, pre)
                     except Exception as exc:  # noqa: BLE001 - one message never stops the server
                         self.archive.rollback_savepoint()
                         out = self._dead_letter(raw, now, exc)
@@ -458,8 +459,11 @@ class AlertServer:
                         self.archive.release()
                     outs.append(out)
             alerts = list(eng_alerts) + self._tier_alerts(eng_alerts)
+            new = []
             for a in alerts:
-                self.archive.add_alert(a.alert_id, now, self._alert_body(a, now))
+                text = json.dumps(self._alert_body(a, now), sort_keys=True)
+                if self.archive.add_alert_text(a.alert_id, now, text):
+                    new.append((a.alert_id, text))
             self.stats["alerts"] += len(alerts)
             self._expire(now)
             self.archive.commit()
@@ -469,7 +473,9 @@ class AlertServer:
         acc = [o for o in outs if o.status == "accepted"]
         if acc:
             acc[-1].alerts = alerts
-        self.publish_pending()
+        # with the sender thread, this batch's alerts go out directly (the archive scan for unpublished ones
+        # runs in housekeeping, every second); without it, as always: every unpublished alert
+        self.publish_pending(new if self._sender is not None else None)
         return outs
 
     def _dead_letter(self, raw: bytes, now: int, exc: Exception) -> Outcome:
@@ -484,6 +490,17 @@ class AlertServer:
         self.archive.add_dead_letter(now, reason, digest, len(raw) if raw is not None else -1, text)
         self.stats["dead_letters"] += 1
         return Outcome("dead-letter", code="dead-letter", reason=reason)
+
+    def start_workers(self, wait: bool = False) -> bool:
+        """Start the validation worker process (used for batches of >= parallel_min_batch payloads)."""
+        if self.prevalidator is None:
+            self.prevalidator = Prevalidator()
+        return self.prevalidator.wait_ready() if wait else (self.prevalidator.start() or False)
+
+    def stop_workers(self) -> None:
+        pv, self.prevalidator = self.prevalidator, None
+        if pv is not None:
+            pv.close()
 
     def handle(self, raw: bytes) -> Outcome:
         return self.process_batch([raw])[0]
@@ -517,33 +534,53 @@ class AlertServer:
             raise
         self.publish_pending()
 
-    def publish_pending(self) -> int:
-        """Sign and publish unpublished alerts; an alert is marked published when the broker acknowledged it."""
-        n = 0
+    def publish_pending(self, new: list[tuple[str, str]] | None = None) -> int:
+        """Sign and publish the unpublished alerts (``new``: just these (alert_id, text), else every unpublished
+        alert in the archive) and pending connection-test acknowledgements, in order; an alert is marked
+        published when the broker acknowledged it.  Returns how many alerts were handed on."""
         acks, self._pending_acks = self._pending_acks, []
+        items: list[tuple[str | None, str]] = [(None, a.decode()) for a in acks]
+        self._mark_published()  # before the scan: an alert acknowledged meanwhile is not sent again
+        for alert_id, body in (self.archive.unpublished_alerts() if new is None else new):
+            if alert_id not in self._in_flight:
+                self._in_flight.add(alert_id)
+                items.append((alert_id, body))
+        if items:
+            if self._sender is not None:
+                self._sender.put(items)
+            else:
+                self._send(items)
+        self._mark_published()
+        return sum(1 for a, _ in items if a is not None)
+
+    def _send(self, items: list[tuple[str | None, str]]) -> None:
+        """Sign and publish (server thread, or the sender thread in run()); on a transport error the alerts not
+        handed to the broker are left unpublished in the archive (the next scan re-sends them)."""
+        k = 0
         try:
-            for a in acks:
-                self.t.publish(self.alert_topic, self.signer.sign(a.decode()))
-            for alert_id, body in self.archive.unpublished_alerts():
-                if alert_id in self._in_flight:
+            for k, (alert_id, text) in enumerate(items):
+                if alert_id is None:
+                    self.t.publish(self.alert_topic, self.signer.sign(text))
                     continue
 
                 def done(err, alert_id=alert_id):
-                    self._in_flight.discard(alert_id)
+                    # acknowledged first, then out of flight: a scan in the server thread that no longer sees the
+                    # alert in flight finds it acknowledged (publish_pending marks before it scans), never re-sends
                     if err is None:
                         self._published.append(alert_id)
-                self._in_flight.add(alert_id)
-                self.t.publish(self.alert_topic, self.signer.sign(body), on_delivery=done)
-                n += 1
+                    self._in_flight.discard(alert_id)
+                self.t.publish(self.alert_topic, self.signer.sign(text), on_delivery=done)
             self.t.poll_deliveries(0)
         except TransportError as exc:
             log.warning("alert publishing deferred: %s", exc)
-        self._mark_published()
-        return n
+            for alert_id, _ in items[k:]:
+                self._in_flight.discard(alert_id)
 
     def _mark_published(self) -> None:
         """Record the broker's acknowledgements (one transaction for all of them)."""
-        done, self._published = self._published, []
+        done = []
+        while self._published:
+            done.append(self._published.popleft())
         if done:
             self.archive.mark_published(done)
 
@@ -554,6 +591,9 @@ class AlertServer:
         sub = None
         backoff = 0.2
         last_house = 0.0
+        self._auto_workers = self.parallel_min_batch > 0 and (os.cpu_count() or 1) > 1
+        if self._auto_workers and self._sender is None:
+            self._sender = _AlertSender(self)
         try:
             self.t.warm_up()  # the first alert must not wait for the producer to connect
         except TransportError as exc:
@@ -586,8 +626,16 @@ class AlertServer:
                     stop.wait(backoff)
                     backoff = min(2 * backoff, 5.0)
         finally:
-            if sub is not None:
-                sub.close()
+            self._auto_workers = False
+            sender, self._sender = self._sender, None
+            try:
+                if sender is not None:
+                    sender.close()  # what is queued is signed and handed to the broker first
+                self._mark_published()
+                self.stop_workers()
+            finally:
+                if sub is not None:
+                    sub.close()
 
     def _process_until_done(self, recs, stop: threading.Event) -> None:
         """A batch that fails as a whole (archive unavailable, ...) is retried, never acknowledged unprocessed."""
@@ -609,6 +657,40 @@ class AlertServer:
                 "alerts": self.stats["alerts"], "active_messages": len(self.engine),
                 "pending_retractions": len(self._pending_retractions),
                 "missing_detectors": self.hearts.missing(now), "online_detectors": self.hearts.online(now)}
+
+
+class _AlertSender:
+    """Signs and publishes alerts in its own thread: Ed25519 signing releases the GIL, so it overlaps the server
+    thread's next batch on a multi-core machine.  One FIFO queue: alerts leave in the order they were made.
+    Delivery acknowledgements are recorded by the server thread (``_mark_published``)."""
+
+    def __init__(self, server: "AlertServer"):
+        self.server = server
+        self.q: queue.SimpleQueue = queue.SimpleQueue()
+        self.th = threading.Thread(target=self._loop, name="cevns-alert-sender", daemon=True)
+        self.th.start()
+
+    def put(self, items) -> None:
+        self.q.put(items)
+
+    def _loop(self) -> None:
+        while True:
+            items = self.q.get()
+            if items is None:
+                return
+            try:
+                self.server._send(items)
+            except Exception as exc:  # noqa: BLE001 - the sender must outlive any one failure
+                log.error("alert sender: %s: %s; the alerts stay unpublished and are re-sent", type(exc).__name__,
+                          exc)
+                for alert_id, _ in items:
+                    self.server._in_flight.discard(alert_id)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.q.put(None)
+        self.th.join(timeout)
+        if self.th.is_alive():
+            log.warning("alert sender still busy after %.0f s; unsent alerts are re-sent on the next start", timeout)
 
 
 class AlertCollector:

@@ -1,0 +1,119 @@
+"""The validation worker process (large batches): same archive, alerts and outcomes as in-process validation on a
+mixed batch with hostile messages; a dead worker is logged and the server validates in process."""
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+
+import pytest
+
+from cevns.alerts.archive import Archive
+from cevns.alerts.auth import sign
+from cevns.alerts.messages import (coincidence_message, heartbeat_message, retraction_message,
+                                   significance_message)
+from cevns.alerts.server import AlertServer
+from cevns.alerts.timeutil import NS
+from cevns.alerts.transport import memory_broker
+
+from helpers import burst_messages, envelope, recent
+from hostile_cases import cases
+
+SEED = bytes(range(32))
+
+
+def _mixed_batch(keys, sentinel: str) -> list:
+    t = recent(1.0)
+    coinc = burst_messages(40, 2, spacing_s=14, t0=recent(2.0))
+    target = coincidence_message("DUNE", t.add_ns(3 * NS), 0.2)
+    early_retraction = retraction_message("DUNE", retract_uuid=target.uuid)
+    reuse = json.loads(coinc[5].to_json())
+    reuse["neutrino_time_utc"] = t.add_ns(NS).isoformat()
+    hostile = [raw for raw, _ in cases(keys, sentinel).values()]
+    batch = [envelope(m, keys) for m in coinc[:30]]
+    batch += hostile[:24]
+    batch += [envelope(early_retraction, keys), envelope(coincidence_message("JUNO", t, 0.1), keys)]
+    batch += [envelope(m, keys) for m in coinc[30:60]]
+    batch += [envelope(coinc[3], keys), envelope(coinc[3], keys)]  # redeliveries
+    batch += [sign(json.dumps(reuse), reuse["detector_name"], keys[reuse["detector_name"]])]  # uuid reuse
+    batch += [envelope(heartbeat_message("JUNO"), keys), envelope(heartbeat_message("JUNO"), keys)]  # rate limit
+    batch += [envelope(significance_message("JUNO", [1e-3, 0.2], 1.0), keys)]
+    batch += [envelope(retraction_message("XENONnT", retract_uuid=coinc[0].uuid), keys)]  # foreign retraction
+    batch += hostile[24:]
+    batch += ["not bytes", None, bytearray(envelope(coinc[61], keys)), b"", b"\x80\x04K\x01."]
+    batch += [envelope(target, keys)] + [envelope(m, keys) for m in coinc[60:]]  # the held retraction applies
+    batch += [envelope(coincidence_message("HALO", t.add_ns(2 * NS), 0.3, uuid=str(uuid.uuid4())), keys)]
+    return batch
+
+
+def _snapshot(srv: AlertServer, outs) -> dict:
+    a = srv.archive
+    return {
+        "outcomes": [(o.status, o.uuid, o.code, o.reason) for o in outs],
+        "messages": [(r[0], r[1], r[2], r[3], r[5], r[6]) for r in a.messages()],
+        "alerts": [{k: v for k, v in b.items() if k != "server_time_utc"} for b in a.alerts()],
+        "rejections": a.rejections(), "dead_letters": a.dead_letters(),
+        "stats": dict(srv.stats), "codes": dict(srv.rejected_codes),
+    }
+
+
+def _server(keys, tmp_path, name, now, **kw) -> AlertServer:
+    return AlertServer(memory_broker(name), keys, Archive(tmp_path / f"{name}.sqlite"), clock=lambda: now,
+                       alert_key=SEED, **kw)
+
+
+@pytest.fixture
+def mixed(keys, tmp_path):
+    return _mixed_batch(keys, str(tmp_path / "PWNED"))
+
+
+def test_parallel_validation_matches_serial(keys, tmp_path, mixed, monkeypatch):
+    now = recent(0.0).elapsed_ns
+    serial = _server(keys, tmp_path, "serial", now)
+    par = _server(keys, tmp_path, "par", now, parallel_min_batch=1)
+    assert par.start_workers(wait=True), "validation worker did not start"
+    try:
+        # count what the worker validated: the server thread must not have validated those itself
+        import cevns.alerts.server as server_mod
+        calls = []
+        real = server_mod.validate
+        monkeypatch.setattr(server_mod, "validate", lambda *a: calls.append(1) or real(*a))
+        half = len(mixed) // 2
+        outs_p = par.process_batch(mixed[:half]) + par.process_batch(mixed[half:])
+        monkeypatch.setattr(server_mod, "validate", real)
+        outs_s = serial.process_batch(mixed[:half]) + serial.process_batch(mixed[half:])
+        assert len(calls) == 2, "only the two non-bytes items may be validated in the server thread"
+        assert par.prevalidator.failures == 0
+    finally:
+        par.stop_workers()
+    s, p = _snapshot(serial, outs_s), _snapshot(par, outs_p)
+    assert {o[0] for o in s["outcomes"]} >= {"accepted", "duplicate", "rejected"}
+    assert s["stats"]["alerts"] >= 40 and s["stats"]["rejected"] >= 50
+    for key in s:
+        assert p[key] == s[key], key
+    # the signed alerts on the wire are the same too (same key, same bodies)
+    wire = [[r.payload for r in memory_broker(n).subscribe("snews-alerts").poll(0.5, 10_000)]
+            for n in ("serial", "par")]
+    assert len(wire[0]) == s["stats"]["alerts"] and sorted(wire[1]) == sorted(wire[0])
+
+
+def test_dead_worker_falls_back_to_in_process(keys, tmp_path, caplog):
+    now = recent(0.0).elapsed_ns + 60 * NS  # messages are made after the worker started
+    srv = _server(keys, tmp_path, "dead", now, parallel_min_batch=1)
+    assert srv.start_workers(wait=True)
+    try:
+        for p in list(srv.prevalidator._pool._processes.values()):
+            p.kill()
+            p.join(10)
+        caplog.set_level(logging.ERROR, logger="cevns.alerts.server")
+        msgs = burst_messages(5, 2, spacing_s=14, t0=recent(2.0))
+        outs = srv.process_batch([envelope(m, keys) for m in msgs] + [b"{not json"])
+        assert [o.status for o in outs] == ["accepted"] * 10 + ["rejected"]
+        assert srv.stats["alerts"] == 5 and srv.archive.count_messages() == 10
+        assert any("validation worker process failed" in r.getMessage() for r in caplog.records)
+        assert srv.prevalidator.failures == 1
+        # the next batch is validated in process (restart only after restart_s)
+        more = burst_messages(2, 2, spacing_s=14, t0=recent(3.0))
+        assert [o.status for o in srv.process_batch([envelope(m, keys) for m in more])] == ["accepted"] * 4
+    finally:
+        srv.stop_workers()
