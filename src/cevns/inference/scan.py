@@ -5,8 +5,9 @@ cut into blocks of about a thousand points (:func:`plan_blocks`); each block is 
 8, 4, 2, 1), every new point starting from the nuisances and the information matrix interpolated between its
 converged neighbours, so most points need one Jacobian-free gradient and one χ² evaluation. Blocks run serially or on
 a Dask cluster (``scheduler='local'``, an address, or a Client) and never depend on each other, so serial and
-distributed results are identical. Δχ² is taken from the global minimum (the grid minimum polished on a local grid
-of a quarter grid step, profiled in one batch, unless it sits at the edge of the scan, which is reported as a warning).
+distributed results are identical. Δχ² is taken from the global minimum (the three lowest grid points each polished on
+a local grid of a quarter grid step, profiled in one batch, unless the grid minimum sits at the edge of the scan,
+which is reported as a warning).
 """
 from __future__ import annotations
 
@@ -331,7 +332,13 @@ def scan(model, axes: dict[str, np.ndarray], fixed: dict | None = None, progress
     chi_min = float(chi[i_min])
     warnings = _edge_warnings(names, axes, i_min, best)
     if polish and not warnings:  # a grid minimum on the edge of the scan (or of a degenerate band) is not refined
-        best, chi_min = _polish(built, names, axes, i_min, chi_min, fixed, nuh[i_min])
+        # around the three lowest grid points: in a narrow valley between grid points the lowest grid value need not
+        # sit next to the valley's lowest point
+        for k in np.argsort(chi, axis=None)[:3]:
+            i_k = np.unravel_index(int(k), shape)
+            b_k, c_k = _polish(built, names, axes, i_k, float(chi[i_k]), fixed, nuh[i_k])
+            if c_k < chi_min:
+                best, chi_min = b_k, c_k
     return ScanResult(list(getattr(model, "experiments", [built.name])), names,
                       {n: np.asarray(axes[n], float) for n in names}, chi, best, chi_min, fixed, nuh,
                       [q.name for q in built.nuisances], warnings, evaluated)
