@@ -8,7 +8,7 @@ import math
 import time
 from pathlib import Path
 
-from cevns.errors import ConfigError, PhysicsDomainError
+from cevns.errors import ConfigError
 from cevns.io import check_cli_outputs, write_text_atomic
 
 GROUP_PARAMS = ("energy_erg", "mean_MeV", "alpha")
@@ -100,17 +100,25 @@ def _model(args):
     return model
 
 
-def run_rates(args: argparse.Namespace) -> int:
-    from cevns.sources.supernova import TRANSFORMATIONS, TimeDependentPinched, check_distance_kpc
+def _check_common(args: argparse.Namespace) -> float:
+    """The inputs ``rates`` and ``fit`` share, checked before any work: output paths, the distance (returned, kpc)
+    and the flavour transformation."""
     from cevns.errors import UnknownNameError
-    from cevns.supernova.detectors import detector, detector_names
-    from cevns.supernova.rates import expected_counts, light_curve, model_summary, observables
+    from cevns.sources.supernova import TRANSFORMATIONS, check_distance_kpc
 
-    # every input is checked before any work
     check_cli_outputs(args)
     d = check_distance_kpc(args.distance_kpc)
     if args.transformation not in TRANSFORMATIONS:
         raise UnknownNameError("flavour transformation", args.transformation, TRANSFORMATIONS)
+    return d
+
+
+def run_rates(args: argparse.Namespace) -> int:
+    from cevns.sources.supernova import TimeDependentPinched
+    from cevns.supernova.detectors import detector, detector_names
+    from cevns.supernova.rates import expected_counts, light_curve, model_summary, observables
+
+    d = _check_common(args)  # every input is checked before any work
     dets = args.detector or detector_names()
     for name in dets:
         detector(name)
@@ -170,15 +178,10 @@ def _finite(x):
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from cevns.errors import UnknownNameError
-    from cevns.sources.supernova import TRANSFORMATIONS, check_distance_kpc
     from cevns.supernova.detectors import detector
     from cevns.supernova.fit import PARAM_NAMES, analyse, combinations
 
-    check_cli_outputs(args)
-    d = check_distance_kpc(args.distance_kpc)
-    if args.transformation not in TRANSFORMATIONS:
-        raise UnknownNameError("flavour transformation", args.transformation, TRANSFORMATIONS)
+    d = _check_common(args)
     names = [x.strip() for x in args.detectors.split(",") if x.strip()]
     if not names:
         raise ConfigError("--detectors is empty")

@@ -12,7 +12,6 @@ Flux-changing processes (sterile oscillation) subtract A(θ) · R_v (K_k ⊙ ⟨
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
