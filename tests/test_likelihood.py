@@ -49,3 +49,27 @@ def test_combination_shares_parameters_by_name():
 def test_unknown_parameter():
     with pytest.raises(UnknownNameError, match="parameter"):
         fit(_toy_lik(), fixed={"nope": 1.0})
+
+
+def test_batch_poisson_chi2_equals_the_baker_cousins_sum_bin_by_bin():
+    """Every row against 2 Σ [μ − n + n ln(n/μ)] written out per bin; μ ≤ 0 where n > 0 gives +inf, μ = 0 where
+    n = 0 contributes nothing, for data given once (bins,) and per row (P, bins)."""
+    from cevns.inference.batch import batch_poisson_chi2
+
+    rng = np.random.default_rng(3)
+    n = rng.poisson(2.0, 40).astype(float)
+    n[:5] = 0.0
+    mu = rng.uniform(0.2, 5.0, (6, 40))
+    mu[1, 0] = 0.0  # n = 0: finite
+    mu[2, 7 + np.argmax(n[7:] > 0)] = 0.0  # n > 0: +inf
+    mu[3, 7 + np.argmax(n[7:] > 0)] = -1.0  # n > 0: +inf
+
+    def direct(m, k):
+        if np.any((m <= 0) & (k > 0)):
+            return np.inf
+        return 2.0 * sum(mi - ki + (ki * np.log(ki / mi) if ki > 0 else 0.0) for mi, ki in zip(m, k))
+
+    want = [direct(m, n) for m in mu]
+    assert np.isinf(want[2]) and np.isinf(want[3]) and np.isfinite(want[1])
+    np.testing.assert_allclose(batch_poisson_chi2(mu, n), want, rtol=1e-12)
+    np.testing.assert_allclose(batch_poisson_chi2(mu, np.tile(n, (6, 1))), want, rtol=1e-12)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-__all__ = ["single_blas_thread", "limit_blas_threads"]
+__all__ = ["single_blas_thread", "limit_blas_threads", "keep_freed_memory"]
 
 
 def single_blas_thread():
@@ -44,3 +44,32 @@ def limit_blas_threads() -> int | None:
         return None
     threadpool_limits(n)
     return n
+
+
+_MALLOC_TUNED = False
+
+
+def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 128 << 20, top_pad: int = 16 << 20) -> bool:
+    """glibc only, once per process: arrays up to ``mmap_threshold`` bytes come from the heap, and up to
+    ``trim_threshold`` bytes of freed heap are kept for reuse instead of being returned to the system. Profiling
+    allocates and frees megabyte temporaries thousands of times; by default each is mapped and page-faulted afresh
+    (measured: 216,000 page faults and ~20 % of a 101 × 101 NSI scan; the same reason Dask's MALLOC_TRIM_THRESHOLD_
+    made scans slower). The process keeps up to ~150 MiB more resident memory. Returns True if applied."""
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED:
+        return True
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        return False
+    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+    _MALLOC_TUNED = bool(mallopt(M_MMAP_THRESHOLD, int(mmap_threshold)) == 1
+                         and mallopt(M_TRIM_THRESHOLD, int(trim_threshold)) == 1
+                         and mallopt(M_TOP_PAD, int(top_pad)) == 1)
+    return _MALLOC_TUNED

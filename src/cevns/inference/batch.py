@@ -31,14 +31,25 @@ def batch_poisson_chi2(mu: np.ndarray, n: np.ndarray) -> np.ndarray:
         out[bad] = np.inf
         return out
     pos = n > 0
-    mpos = mu if pos.all() else mu[:, pos]
-    bad = mpos.min(axis=1) <= 0
-    if bad.any():
-        mpos = np.where(mpos > 0, mpos, 1e-300)
     npos = n[pos]
-    out = 2.0 * (mu.sum(axis=1) - n.sum() + (np.log(npos) * npos).sum() - np.log(mpos) @ npos)
+    with np.errstate(divide="ignore", invalid="ignore"):  # log μ of the n > 0 bins; μ ≤ 0 there gives −inf or nan
+        logmu = np.log(mu)
+        if not pos.all():
+            logmu[:, ~pos] = 0.0
+        s = logmu @ n
+    bad = ~(s > -np.inf)  # −inf or nan: μ ≤ 0 in a bin with n > 0
+    out = 2.0 * (mu.sum(axis=1) - n.sum() + (np.log(npos) * npos).sum() - np.where(bad, 0.0, s))
     out[bad] = np.inf
     return out
+
+
+def _chi2_weights(mu: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """∂χ²/∂μ of :func:`batch_poisson_chi2` per bin, 2 (1 − n/μ) (μ floored at 1e-12), in one new array."""
+    w = np.maximum(mu, 1e-12)
+    np.divide(n, w, out=w)
+    w *= -2.0
+    w += 2.0
+    return w
 
 
 class CombinedModel:
@@ -232,15 +243,22 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
         chi_ = (pull ** 2 * cinv2).sum(axis=1)
         grad_ = 2.0 * pull * cinv2
         for part, st, mp, o in zip(model.parts, states_, model._maps, obs_):
-            o2 = np.atleast_2d(o)
-            mu, g = value_and_gradient(part, st, nu_[:, mp], lambda mu_: 2.0 * (1.0 - o2 / np.maximum(mu_, 1e-12)))
+            mu, g = value_and_gradient(part, st, nu_[:, mp], lambda mu_, o=o: _chi2_weights(mu_, o))
             chi_ = chi_ + batch_poisson_chi2(mu, o)
             if len(mp):
                 grad_[:, mp] += g
         return chi_, grad_
 
+    def chi2_at(states_, nu_, obs_, idx):
+        """χ² of every point at nu_ (no derivatives)."""
+        pc = sum(batch_poisson_chi2(part.expected(st, nu_[:, mp]), o)
+                 for part, st, mp, o in zip(model.parts, states_, model._maps, obs_))
+        return pc + (((nu_ - cmean_all[idx]) ** 2) * cinv2).sum(axis=1)
+
     def take_parts(sts, pos, n):
-        return sts if pos.size == n else [_take(part, st, pos, n) for part, st in zip(model.parts, sts)]
+        if pos.size == n and np.array_equal(pos, np.arange(n)):
+            return sts
+        return [_take(part, st, pos, n) for part, st in zip(model.parts, sts)]
 
     # a point is "stale" while it steps with its neighbours' curvature (fisher_start): χ² and gradient only, no
     # Jacobian; a step that fails is retried from the same point with its own information (exact from then on)
@@ -285,42 +303,51 @@ def profile_batch(model, physics: dict[str, np.ndarray], n_iter: int = 12, start
         tchi = np.empty(n_act)
         tgrad, tfisher = np.empty((full.size, m)), np.empty((full.size, m, m))
         fe, fs = np.nonzero(~stale[full])[0], np.nonzero(stale[full])[0]  # positions within full
+        # the last steps (χ² only) ride along with the gradient call, or with a Jacobian call of as many points: one
+        # call with a few more points costs far less than one more call
+        fin = np.nonzero(last)[0]
+        fin_vg = fin.size > 0 and fs.size > 0
+        fin_vj = fin.size > 0 and not fin_vg and 0 < fe.size and fin.size <= max(8, fe.size)
         if fe.size:
             ex = full[fe]
-            tchi[ex], tgrad[fe], tfisher[fe] = vj(take_parts(states, ex, n_act), trial[ex],
-                                                  [o if o.ndim == 1 else o[ex] for o in a_obs], active[ex])
+            sel = np.concatenate([ex, fin]) if fin_vj else ex
+            c_, g_, f_ = vj(take_parts(states, sel, n_act), trial[sel], [o if o.ndim == 1 else o[sel] for o in a_obs],
+                            active[sel])
+            tchi[sel], tgrad[fe], tfisher[fe] = c_, g_[:fe.size], f_[:fe.size]
             if return_fisher:
                 fisher_all[active[ex]] = tfisher[fe]
         if fs.size:
             st_ = full[fs]
-            tchi[st_], tgrad[fs] = vg(take_parts(states, st_, n_act), trial[st_],
-                                      [o if o.ndim == 1 else o[st_] for o in a_obs], active[st_])
+            sel = np.concatenate([st_, fin]) if fin_vg else st_
+            c_, g_ = vg(take_parts(states, sel, n_act), trial[sel], [o if o.ndim == 1 else o[sel] for o in a_obs],
+                        active[sel])
+            tchi[sel], tgrad[fs] = c_, g_[:fs.size]
             tfisher[fs] = raw[st_]
-        if full.size < n_act:
-            fin = np.nonzero(last)[0]
-            st_l = take_parts(states, fin, n_act)
-            mus = [part.expected(st, trial[fin][:, mp]) for part, st, mp in zip(model.parts, st_l, model._maps)]
-            pc = sum(batch_poisson_chi2(mu, o if o.ndim == 1 else o[fin]) for mu, o in zip(mus, a_obs))
-            tchi[fin] = pc + (((trial[fin] - cmean_all[active[fin]]) ** 2) * cinv2).sum(axis=1)
+        if fin.size and not (fin_vg or fin_vj):
+            tchi[fin] = chi2_at(take_parts(states, fin, n_act), trial[fin], [o if o.ndim == 1 else o[fin] for o in a_obs],
+                                active[fin])
         ok = tchi <= a_chi
         best_nu, best_chi = np.where(ok[:, None], trial, a_nu), np.where(ok, tchi, a_chi)
         # a full step that the neighbours' curvature made too long is retried with the point's own (no halving)
         retry = ~ok & ~last & stale
         pending = np.nonzero(~ok & ~retry)[0]
-        lam = 0.5
-        for _half in range(5):
+        # backtracking: the first of λ = 1/2, 1/4, … 1/32 that lowers χ², the λ values of a round evaluated in one call
+        for lams in ((0.5, 0.25, 0.125), (0.0625, 0.03125)):
             if pending.size == 0:
                 break
-            trial_p = np.clip(a_nu[pending] + lam * delta[pending], lo, hi)
-            st_p = take_parts(states, pending, n_act)
-            mus = [part.expected(st, trial_p[:, mp]) for part, st, mp in zip(model.parts, st_p, model._maps)]
-            pc = sum(batch_poisson_chi2(mu, o if o.ndim == 1 else o[pending]) for mu, o in zip(mus, a_obs))
-            pc = pc + (((trial_p - cmean_all[active[pending]]) ** 2) * cinv2).sum(axis=1)
+            k = len(lams)
+            rows = np.tile(pending, k)
+            lam = np.repeat(lams, pending.size)
+            trial_p = np.clip(a_nu[rows] + lam[:, None] * delta[rows], lo, hi)
+            pc = chi2_at(take_parts(states, rows, n_act), trial_p, [o if o.ndim == 1 else o[rows] for o in a_obs],
+                         active[rows]).reshape(k, pending.size)
             okp = pc <= best_chi[pending]
-            best_nu[pending[okp]] = trial_p[okp]
-            best_chi[pending[okp]] = pc[okp]
-            pending = pending[~okp]
-            lam *= 0.5
+            first = np.argmax(okp, axis=0)  # the largest λ that lowers χ² (sequential halving would stop there)
+            got = okp.any(axis=0)
+            sel = first[got] * pending.size + np.nonzero(got)[0]
+            best_nu[pending[got]] = trial_p[sel]
+            best_chi[pending[got]] = pc.ravel()[sel]
+            pending = pending[~got]
         # χ² gained (a point that was at +inf and is now finite has gained everything; inf → inf gains nothing)
         finite = np.isfinite(a_chi)
         gain = np.where(finite, a_chi - np.where(finite, best_chi, 0.0), np.where(np.isfinite(best_chi), np.inf, 0.0))

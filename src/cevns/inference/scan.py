@@ -123,9 +123,10 @@ def _grid(axes: dict[str, np.ndarray]):
 
 
 def _single_thread():
-    """BLAS held to one thread while profiling (see :mod:`cevns.threads`)."""
-    from cevns.threads import single_blas_thread
+    """BLAS held to one thread while profiling, and freed temporaries kept for reuse (see :mod:`cevns.threads`)."""
+    from cevns.threads import keep_freed_memory, single_blas_thread
 
+    keep_freed_memory()
     return single_blas_thread()
 
 
@@ -145,7 +146,7 @@ def _lattice(R: int, C: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
     return (np.unique(np.r_[np.arange(0, R, stride), R - 1]), np.unique(np.r_[np.arange(0, C, stride), C - 1]))
 
 
-def _profile_block(recipe_or_model, phys: dict[str, np.ndarray], fixed: dict, n_iter: int, batch: int = 256,
+def _profile_block(recipe_or_model, phys: dict[str, np.ndarray], fixed: dict, n_iter: int, batch: int = 1024,
                    top: int = 16):
     """Profile a block of grid points (arrays of shape (R, C); a 1-D block has R = 1), coarse to fine: the points of
     the stride-``top`` sub-lattice start from the nuisance defaults; then each finer lattice (strides top/2, …, 1)
@@ -153,8 +154,9 @@ def _profile_block(recipe_or_model, phys: dict[str, np.ndarray], fixed: dict, n_
     between the converged points of the lattice before (``fisher_start`` of :func:`profile_batch`: the first steps
     need no Jacobian). Interpolating between neighbours one step apart leaves most points a Newton step from their
     minimum. Nothing outside the block is used, so the result does not depend on how blocks are scheduled. The
-    θ-dependent states are prepared once per lattice; ``batch`` bounds the points profiled at once (their arrays stay
-    in cache). Returns (χ² (R, C), ν̂ (R, C, m))."""
+    θ-dependent states are prepared once per lattice; ``batch`` bounds the points profiled at once (a whole lattice of
+    a block is one batch: the few points that need more steps then share one call per step instead of one per batch).
+    Returns (χ² (R, C), ν̂ (R, C, m))."""
     model = recipe_or_model.build() if isinstance(recipe_or_model, ModelRecipe) else recipe_or_model
     R, Cc = next(iter(phys.values())).shape
     N = R * Cc
@@ -249,8 +251,8 @@ def estimate_scan(model, n_points: int, n_pilot: int = 32, axes: dict | None = N
     per_point = (time.perf_counter() - t0) / n_done
     m = len(comb.nuisances)
     bins = sum(p.observed.size for p in comb.parts)
-    # results (χ², ν̂) of every point, the information matrices of a block, Jacobians of one batch of 256 points
-    memory = n_points * (m + 2) * 8 + 1024 * m * m * 8 + 256 * m * bins * 4 * 4
+    # results (χ², ν̂) of every point, the information matrices of a block, Jacobians of one batch of 1024 points
+    memory = n_points * (m + 2) * 8 + 1024 * m * m * 8 + 1024 * m * bins * 4 * 4
     return {"seconds": per_point * n_points * 1.3, "bytes": int(memory), "points": n_points}
 
 

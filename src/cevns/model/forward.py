@@ -22,6 +22,14 @@ from cevns.model.samples import GradientAccumulator, JacobianAccumulator
 __all__ = ["ForwardModel"]
 
 
+def _add(mu: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """mu + m, in place when mu is a (P, bins) array of its own (a sample's fresh result), else a new array."""
+    if mu.flags.owndata and mu.flags.writeable and mu.shape == np.broadcast_shapes(mu.shape, m.shape):
+        mu += m
+        return mu
+    return mu + m
+
+
 class ForwardModel:
     """μ(θ, ν) of one experiment.
 
@@ -90,7 +98,7 @@ class ForwardModel:
         mu = None
         for s, st in zip(self.samples, state):
             m = s.evaluate(st, nu)
-            mu = m if mu is None else mu + m
+            mu = m if mu is None else _add(mu, m)
         return mu
 
     def expected1(self, state, x) -> np.ndarray:
@@ -118,7 +126,7 @@ class ForwardModel:
         mu = None
         for s, st in zip(self.samples, state):
             m = s.evaluate(st, nu, J)
-            mu = m if mu is None else mu + m
+            mu = m if mu is None else _add(mu, m)
         return mu, J.result()
 
     def value_and_gradient(self, state, nu: np.ndarray, weights):
@@ -129,7 +137,7 @@ class ForwardModel:
         mu = None
         for s, st in zip(self.samples, state):
             m = s.evaluate(st, nu, G)
-            mu = m if mu is None else mu + m
+            mu = m if mu is None else _add(mu, m)
         return mu, G.contract(weights(mu))
 
     def components(self, state, nu: np.ndarray) -> dict[str, np.ndarray]:
