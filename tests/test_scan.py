@@ -53,9 +53,13 @@ def test_scan_interval_and_json(recipe, tmp_path):
 
 
 def test_dask_equals_serial(recipe):
+    """6 blocks in 2 groups (the shared coarse lattices of a group are one Dask task, each block another)."""
+    from cevns.inference.scan import GROUP_BLOCKS
+
     axes = {"sin2_theta_w": np.linspace(0.1, 0.4, 24)}
-    serial = scan(recipe, axes, progress=False, block_points=8, polish=False)
-    dask = scan(recipe, axes, progress=False, block_points=8, polish=False, scheduler="local")
+    assert 24 // 4 > GROUP_BLOCKS
+    serial = scan(recipe, axes, progress=False, block_points=4, polish=False)
+    dask = scan(recipe, axes, progress=False, block_points=4, polish=False, scheduler="local")
     assert np.array_equal(serial.chi2, dask.chi2)
 
 
@@ -129,10 +133,10 @@ def test_scan_on_an_existing_dask_cluster_equals_serial(recipe, tmp_path):
             time.sleep(0.5)
         assert client is not None and client.scheduler_info()["workers"], "the loopback cluster did not start"
         axes = {"sin2_theta_w": np.linspace(0.1, 0.4, 20)}
-        serial = scan(recipe, axes, progress=False, block_points=5, polish=False)
-        via_client = scan(recipe, axes, progress=False, block_points=5, polish=False, scheduler=client)
+        serial = scan(recipe, axes, progress=False, block_points=3, polish=False)  # 7 blocks, 2 groups
+        via_client = scan(recipe, axes, progress=False, block_points=3, polish=False, scheduler=client)
         assert np.array_equal(serial.chi2, via_client.chi2)
-        via_addr = scan(recipe, axes, progress=False, block_points=5, polish=False, scheduler=addr)
+        via_addr = scan(recipe, axes, progress=False, block_points=3, polish=False, scheduler=addr)
         assert np.array_equal(serial.chi2, via_addr.chi2)
         client.close()
     finally:
@@ -335,10 +339,11 @@ def test_scan_equals_pointwise_profiles_near_the_contours():
     """The coarse-to-fine block profile (neighbours' ν̂ and curvature as starts, Jacobian-free first and last steps)
     against profiling every point from the nominal nuisances to convergence: within 0.01 where Δχ² < 12 (each path's
     result is within LAST_STEP of its local minimum; far from the contours the piecewise-linear morphing has several
-    local minima and the two paths may end in different ones)."""
+    local minima and the two paths may end in different ones). Blocks of 4 rows: 7 blocks in 2 groups that share
+    their coarse lattices."""
     r = ModelRecipe(("coherent-csi-2021", "coherent-ar-2020"), ("eps_ee_uV", "eps_ee_dV"))
     axes = {"eps_ee_uV": np.linspace(-0.5, 0.7, 25), "eps_ee_dV": np.linspace(-0.5, 0.7, 25)}
-    res = scan(r, axes, progress=False, polish=False)
+    res = scan(r, axes, progress=False, polish=False, block_points=100)
     U, D = np.meshgrid(*axes.values(), indexing="ij")
     exact, _ = profile_batch(r.build(), {"eps_ee_uV": U.ravel(), "eps_ee_dV": D.ravel()}, n_iter=40)
     near = exact - exact.min() < 12

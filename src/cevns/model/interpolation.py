@@ -54,7 +54,7 @@ class VariantGrid:
         if self._uniform:
             u = (x - self._start) * (1.0 / self._step)
             i = np.minimum(np.maximum(u.astype(np.intp), 0), self.n - 2)  # trunc = floor for u >= 0
-            return i, u - i, np.broadcast_to(1.0 / self._step, x.shape)
+            return i, u - i, np.full(x.shape, self._inv_step)
         i = np.minimum(np.maximum(np.searchsorted(self.values, x, side="right") - 1, 0), self.n - 2)
         g0, g1 = self.values[i], self.values[i + 1]
         inv = 1.0 / (g1 - g0)

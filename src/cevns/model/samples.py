@@ -199,15 +199,23 @@ class _OuterRows(_Rows):
         return np.einsum("pjtu,ptu->pj", self.R, Y)
 
 
+def _product(vals: list, P: int) -> np.ndarray:
+    """Π vals (each (P,)) as a new (P,) array; ones without factors."""
+    if not vals:
+        return np.ones(P)
+    out = vals[0].copy()
+    for v in vals[1:]:
+        out *= v
+    return out
+
+
 def _normalise(shape: np.ndarray, nu: np.ndarray, norms: list, count: int | None, J, blocks):
     """μ = c · shape with c = Π ν_k (× n/Σ shape for a count) and, into J (a :class:`JacobianAccumulator` or a
     :class:`GradientAccumulator`), ∂μ/∂ν for the normalisations and for the shape parameters (``blocks``: [(parameter
     indices (k,), ∂shape/∂ν as a :class:`_Rows`)])."""
     P = nu.shape[0]  # shape: (P or 1, bins)
     vals = [nu[:, k] for k in norms]
-    c = np.ones(P)
-    for v in vals:
-        c = c * v
+    c = _product(vals, P)
     if count is not None:
         F = shape.sum(axis=1)
         Fs = np.where(F > 0, F, 1.0)
@@ -217,10 +225,7 @@ def _normalise(shape: np.ndarray, nu: np.ndarray, norms: list, count: int | None
     if J is None:
         return mu
     for a, k in enumerate(norms):
-        others = np.ones(P)
-        for b, v in enumerate(vals):
-            if b != a:
-                others = others * v
+        others = _product(vals[:a] + vals[a + 1:], P)
         if count is not None:
             others = others * nu[:, count] / Fs
         J.mul(k, shape, others[:, None])
