@@ -310,3 +310,24 @@ def test_low_rank_fold_equals_the_direct_product():
         assert np.allclose(A, A_ref, rtol=1e-12, atol=1e-12 * np.abs(A_ref).max())
         for (o, sg), (o_r, sg_r) in zip(Vs, Vs_ref):
             assert np.allclose(o, o_r, rtol=1e-10, atol=1e-12 * np.abs(A_ref).max())
+
+
+def test_morph_state_equals_differences_of_the_response_settings():
+    """The state of a predicted signal (nominal, offsets V_j,k − V_nominal and segments V_j,k+1 − V_j,k, folded
+    through difference matrices in one product) against the spectra of every response setting (all_settings),
+    differenced here, for a batch of NSI points on CsI 2021 (quenching and efficiency grids)."""
+    rng = np.random.default_rng(5)
+    m = load_experiment("coherent-csi-2021").model("physics", ("eps_ee_uV", "eps_ee_dV"))
+    sig = m.samples[0].physics
+    phys = {"eps_ee_uV": rng.uniform(-0.5, 0.7, 32), "eps_ee_dV": rng.uniform(-0.5, 0.7, 32)}
+    A0, Vs = sig(phys)
+    allv = sig.all_settings(phys)  # (P, V, G, n_E)
+    scale = np.abs(allv).max()
+    assert len(Vs) == len(sig.response.modifiers) >= 3
+    np.testing.assert_allclose(A0, allv[:, 0], rtol=0, atol=1e-12 * scale)
+    for (off, seg), (_, grid, settings) in zip(Vs, sig.response.modifiers):
+        V = allv[:, settings].transpose(0, 2, 1, 3)  # (P, G, n_j, n_E)
+        assert off.shape == V.shape and seg.shape == (V.shape[0], V.shape[1], V.shape[2] - 1, V.shape[3])
+        np.testing.assert_allclose(off, V - A0[:, :, None], rtol=0, atol=1e-12 * scale)
+        np.testing.assert_allclose(seg, np.diff(V, axis=2), rtol=0, atol=1e-12 * scale)
+        assert np.abs(off[:, :, grid.nominal_index]).max() == 0.0  # the nominal offset is exactly zero

@@ -32,11 +32,8 @@ def batch_poisson_chi2(mu: np.ndarray, n: np.ndarray) -> np.ndarray:
         return out
     pos = n > 0
     npos = n[pos]
-    with np.errstate(divide="ignore", invalid="ignore"):  # log μ of the n > 0 bins; μ ≤ 0 there gives −inf or nan
-        logmu = np.log(mu)
-        if not pos.all():
-            logmu[:, ~pos] = 0.0
-        s = logmu @ n
+    with np.errstate(divide="ignore", invalid="ignore"):  # log μ of the n > 0 bins only (a double log costs ~10 ns
+        s = np.log(mu if pos.all() else mu[:, pos]) @ npos  # here, 20x a product); μ ≤ 0 there gives −inf or nan
     bad = ~(s > -np.inf)  # −inf or nan: μ ≤ 0 in a bin with n > 0
     out = 2.0 * (mu.sum(axis=1) - n.sum() + (np.log(npos) * npos).sum() - np.where(bad, 0.0, s))
     out[bad] = np.inf

@@ -155,8 +155,13 @@ SHARED_STRIDES = (16, 8, 4)
 GROUP_BLOCKS = 4
 
 
-def _strides(top: int) -> list[int]:
-    out = [top]
+#: the stride of the first (coarsest) lattice of a block: its points start from the nuisance defaults
+TOP_STRIDE = 16
+
+
+def _strides(top: int | None = None) -> list[int]:
+    """The lattice strides of a block, coarse to fine: ``top`` (default :data:`TOP_STRIDE`), top/2, …, 1."""
+    out = [TOP_STRIDE if top is None else top]
     while out[-1] > 1:
         out.append(out[-1] // 2)
     return out
@@ -263,7 +268,7 @@ def _profile_lattices(model, blocks: list[_Block], strides, n_iter: int, batch: 
             blk.prev = lat
 
 
-def _profile_shared(recipe_or_model, blocks: list[dict], fixed: dict, n_iter: int, top: int = 16) -> list[dict]:
+def _profile_shared(recipe_or_model, blocks: list[dict], fixed: dict, n_iter: int, top: int | None = None) -> list[dict]:
     """The coarse lattices (:data:`SHARED_STRIDES`) of a group of blocks, profiled together; one export per block
     for :func:`_profile_block`."""
     model = recipe_or_model.build() if isinstance(recipe_or_model, ModelRecipe) else recipe_or_model
@@ -276,7 +281,7 @@ def _profile_shared(recipe_or_model, blocks: list[dict], fixed: dict, n_iter: in
 
 
 def _profile_block(recipe_or_model, phys: dict[str, np.ndarray], fixed: dict, n_iter: int, init: dict | None = None,
-                   top: int = 16):
+                   top: int | None = None):
     """Profile a block of grid points (arrays of shape (R, C); a 1-D block has R = 1) coarse to fine (strides top,
     top/2, …, 1; see :func:`_profile_lattices`), continuing from ``init`` (the block's coarse lattices from
     :func:`_profile_shared`) if given. Nothing outside the block (and its group's shared lattices) is used, so the
@@ -588,11 +593,12 @@ def run_blocks(model, blocks, fixed, n_iter, progress, scheduler, desc):
         from dask.distributed import as_completed
 
         client = dask_client(scheduler)
-        futures = []
-        for g in groups:  # a task for the group's shared coarse lattices, then one per block that continues from it
-            shared = client.submit(_profile_shared, model, [blocks[i] for i in g], fixed, n_iter, pure=False)
-            futures += [client.submit(_profile_block_of_group, model, blocks[i], fixed, n_iter, shared, j, pure=False)
-                        for j, i in enumerate(g)]
+        # a task for each group's shared coarse lattices (all submitted first: Dask runs earlier submissions first),
+        # then one per block that continues from its group's
+        shared = [client.submit(_profile_shared, model, [blocks[i] for i in g], fixed, n_iter, pure=False)
+                  for g in groups]
+        futures = [client.submit(_profile_block_of_group, model, blocks[i], fixed, n_iter, sh, j, pure=False)
+                   for g, sh in zip(groups, shared) for j, i in enumerate(g)]
         index = {f.key: i for i, f in enumerate(futures)}
         out = [None] * len(futures)
         for fut in as_completed(futures):

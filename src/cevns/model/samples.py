@@ -106,20 +106,20 @@ class StaticMorph:
 
 
 def _morph_state(base: np.ndarray, mods, variants, nu: np.ndarray, jac: bool):
-    """base + Σ_j [V_j(ν_j) − V_j,nom] for per-point variants from a physics state, given as (off_j (n_j, P or 1, …),
-    seg_j (n_j − 1, P or 1, …)) like :class:`GridModifier`, and if ``jac`` [(param, ∂/∂ν_j)] (the interpolation of
-    :class:`StaticMorph`)."""
+    """base (P or 1, G, n) + Σ_j [V_j(ν_j) − V_j,nom] for per-point variants from a physics state, given as
+    (off_j (P or 1, G, n_j, n), seg_j (P or 1, G, n_j − 1, n)) like :class:`GridModifier` (point-major), and if
+    ``jac`` [(param, ∂/∂ν_j)] (the interpolation of :class:`StaticMorph`)."""
     P = nu.shape[0]
     out = base
     d = []
     for m, (off, seg) in zip(mods, variants):
         i, f, inv = m.grid.locate(nu[:, m.param])
         extra = (slice(None),) + (None,) * (base.ndim - 1)
-        if off.shape[1] == 1:
-            o, sg = off[i, 0], seg[i, 0]
+        if off.shape[0] == 1:
+            o, sg = off[0, :, i], seg[0, :, i]
         else:
             r = np.arange(P)
-            o, sg = off[i, r], seg[i, r]
+            o, sg = off[r, :, i], seg[r, :, i]
         out = out + o + f[extra] * sg
         if jac:
             d.append((m.param, sg * inv[extra]))
@@ -131,7 +131,7 @@ def _morph_state1(base: np.ndarray, mods, variants, x: list) -> np.ndarray:
     out = base
     for m, (off, seg) in zip(mods, variants):
         i, f = m.grid.locate1(x[m.param])
-        out = out + off[i, 0] if f == 0.0 else out + off[i, 0] + f * seg[i, 0]
+        out = out + off[0, :, i] if f == 0.0 else out + off[0, :, i] + f * seg[0, :, i]
     return out
 
 
@@ -340,9 +340,10 @@ class GradientAccumulator:
 class FactorisedSample(_PhysicsSample):
     """μ[E, t] = c · Σ_g s_g A_g[E] B_τ(g)[t] over ``n_e`` × ``n_t`` bins (C order), restricted to ``mask``.
 
-    Energy factors: ``energy`` (G, n_e) fixed, or from ``physics(phys)`` → (A (P or 1, G, n_e), [V_j (n_j, P or 1,
-    G, n_e)] for each of ``energy_mods``) (a predicted signal). Time factors ``time`` (Gt, n_t) with ``time_mods``
-    (fixed variants (n_j, Gt, n_t)); ``group_time`` (G,) maps groups to time factors. ``norms``: parameter indices of
+    Energy factors: ``energy`` (G, n_e) fixed, or from ``physics(phys)`` → (A (P or 1, G, n_e), [(off_j, seg_j)
+    (P or 1, G, n_j (− 1), n_e)] for each of ``energy_mods``, see :func:`_morph_state`) (a predicted signal). Time
+    factors ``time`` (Gt, n_t) with ``time_mods`` (fixed variants (n_j, Gt, n_t)); ``group_time`` (G,) maps groups to
+    time factors. ``norms``: parameter indices of
     multiplicative normalisations; ``group_norms`` (G,) parameter index of a per-group scale or −1; ``count``:
     parameter index of a free event count (c = n/Σ shape over the masked bins) or None."""
 
@@ -400,7 +401,7 @@ class FactorisedSample(_PhysicsSample):
         A, Vs = state
         if A.shape[0] == 1:
             return state
-        return A[idx], [(o[:, idx], sg[:, idx]) for o, sg in Vs]
+        return A[idx], [(o[idx], sg[idx]) for o, sg in Vs]
 
     # -- evaluation -------------------------------------------------------------------------------------------
     def _collapse(self, A: np.ndarray, nu: np.ndarray):

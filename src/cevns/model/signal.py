@@ -87,7 +87,7 @@ def _fold(w: np.ndarray, M: np.ndarray) -> np.ndarray:
 class PredictedSignal:
     """Energy factors of a predicted signal for a fixed set of physics parameter names (which fixes the kernels to
     fold). ``groups``: list of lists of species names; ``baseline_m``/``baseline_spread_m``: for flux-changing
-    processes. Call with a validated physics dict → (A0 (P, G, n_E), [V_j (n_j, P, G, n_E)])."""
+    processes. Call with a validated physics dict → (A0 (P, G, n_E), [(off_j, seg_j) (P, G, n_j, n_E)])."""
 
     def __init__(self, flux: FluxKernels, components, groups: list[list[str]], response: ResponseSettings,
                  physics_names, form_factor_model: str, scheme: str, baseline_m: float | None = None,
@@ -129,40 +129,60 @@ class PredictedSignal:
         return out
 
     # -- stacked response ⊙ kernel matrices ---------------------------------------------------------------------
-    def _stack(self, key: tuple, kernel_vec: np.ndarray, iso_name: str, electron: bool) -> np.ndarray:
-        """(nodes, V·n_E): the response of every setting times one flux-folded kernel, transposed for w @ M."""
-        mats = self.response.electron if electron else self.response.nuclear
-        return np.ascontiguousarray(np.concatenate([(m[iso_name] * kernel_vec[None, :]).T for m in mats], axis=1))
+    def columns(self, layout: str) -> list[tuple[int, int | None]]:
+        """The column blocks of a layout, each (v, v0): response setting v, minus setting v0 unless None.
+        'settings': every setting; 'morph': the nominal, then for each modifier j its offsets V_j,k − V_nominal and
+        then its segments V_j,k+1 − V_j,k (the state of :meth:`__call__`, every array a view of one product)."""
+        if layout == "settings":
+            return [(v, None) for v in range(self.V)]
+        if layout != "morph":
+            raise ConfigError(f"layout {layout!r}; allowed: settings, morph")
+        cols = [(0, None)]
+        for _, _, st in self.response.modifiers:
+            cols += [(v, 0) for v in st]
+        for _, _, st in self.response.modifiers:
+            cols += [(b, a) for a, b in zip(st[:-1], st[1:])]
+        return cols
 
-    def _fold(self, w: np.ndarray, kernel: str, s: str, target: str, electron: bool, factored: bool = False):
-        """Σ_n w[p, n] K[n] R_v[E, n] for every setting v: (P or 1, V·n_E), or its factors (see
-        :func:`_fold_factors`). With one setting (a one-off prediction) the product is taken directly, without
+    def _stack(self, kernel_vec: np.ndarray, iso_name: str, electron: bool, layout: str) -> np.ndarray:
+        """(nodes, columns·n_E): the response of each column block of ``layout`` times one flux-folded kernel,
+        transposed for w @ M."""
+        mats = self.response.electron if electron else self.response.nuclear
+        blocks = [mats[v][iso_name] if v0 is None else mats[v][iso_name] - mats[v0][iso_name]
+                  for v, v0 in self.columns(layout)]
+        return np.ascontiguousarray(np.concatenate([(m * kernel_vec[None, :]).T for m in blocks], axis=1))
+
+    def _fold(self, w: np.ndarray, kernel: str, s: str, target: str, electron: bool, layout: str = "settings",
+              factored: bool = False):
+        """Σ_n w[p, n] K[n] R_c[E, n] for every column block c of ``layout``: (P or 1, columns·n_E), or its factors
+        (see :func:`_fold_factors`). With one setting (a one-off prediction) the product is taken directly, without
         building the stacked matrix."""
-        if self.V == 1 and (("e", kernel, s, target) if electron else (kernel, s, target)) not in self._stacked:
+        if self.V == 1 and (("e", kernel, s, target, layout) if electron else (kernel, s, target, layout)) \
+                not in self._stacked:
             K = self.flux.get(kernel, KERNELS[kernel], s, f"e:{target}" if electron else target)
             R = (self.response.electron if electron else self.response.nuclear)[0][target]
             w, M = w * K[None, :], R.T
         else:
-            M = self.e_matrix(kernel, s, target) if electron else self.matrix(kernel, s, target)
+            M = self.e_matrix(kernel, s, target, layout) if electron else self.matrix(kernel, s, target, layout)
         return _fold_factors(w, M) if factored else _fold(w, M)
 
-    def matrix(self, kernel: str, s: str, iso_name: str) -> np.ndarray:
-        key = (kernel, s, iso_name)
+    def matrix(self, kernel: str, s: str, iso_name: str, layout: str = "settings") -> np.ndarray:
+        key = (kernel, s, iso_name, layout)
         if key not in self._stacked:
             K = self.flux.get(kernel, KERNELS[kernel], s, iso_name)
-            self._stacked[key] = self._stack(key, K, iso_name, False)
+            self._stacked[key] = self._stack(K, iso_name, False, layout)
         return self._stacked[key]
 
-    def e_matrix(self, kernel: str, s: str, el: str) -> np.ndarray:
-        key = ("e", kernel, s, el)
+    def e_matrix(self, kernel: str, s: str, el: str, layout: str = "settings") -> np.ndarray:
+        key = ("e", kernel, s, el, layout)
         if key not in self._stacked:
             K = self.flux.get(kernel, KERNELS[kernel], s, f"e:{el}")
-            self._stacked[key] = self._stack(key, K, el, True)
+            self._stacked[key] = self._stack(K, el, True, layout)
         return self._stacked[key]
 
-    def osc_matrix(self, dm2: float, s: str, iso_name: str) -> np.ndarray:
+    def osc_matrix(self, dm2: float, s: str, iso_name: str, layout: str = "settings") -> np.ndarray:
         """Stacked response × SM kernel folded with ⟨sin²(1.267 Δm² L/E)⟩ (cached per Δm², at most 256 values)."""
-        key = ("osc", float(dm2), s, iso_name)
+        key = ("osc", float(dm2), s, iso_name, layout)
         if key not in self._stacked:
             if sum(1 for k in self._stacked if k[0] == "osc") > 256 * len(self.contexts):
                 for k in [k for k in self._stacked if k[0] == "osc"]:
@@ -173,14 +193,18 @@ class PredictedSignal:
                 raise ConfigError("sterile oscillation needs the source-detector baseline")
             K = self.flux.get("sm", KERNELS["sm"], s, iso_name,
                               flux_weight=lambda E: oscillation.mean_sin2(dm2, L, E, dL), weight_key=("osc", float(dm2)))
-            self._stacked[key] = self._stack(key, K, iso_name, False)
+            self._stacked[key] = self._stack(K, iso_name, False, layout)
         return self._stacked[key]
 
     # -- evaluation --------------------------------------------------------------------------------------------
     def all_settings(self, phys: dict) -> np.ndarray:
-        """A_v[g, E] for every setting v: (P, V, G, n_E)."""
+        """A_v[g, E] for every setting v: (P, V, G, n_E) (a view)."""
+        return self._fold_all(phys, "settings").transpose(0, 2, 1, 3)
+
+    def _fold_all(self, phys: dict, layout: str) -> np.ndarray:
+        """A_c[g, E] for every column block c of ``layout`` (:meth:`columns`): (P, G, columns, n_E), C-contiguous."""
         P = batch_size(phys)
-        V, nE, G = self.V, self.n_e, len(self.groups)
+        V, nE, G = len(self.columns(layout)), self.n_e, len(self.groups)
         # terms the parameters do not change (one folded row) are summed once; the others are kept as factors
         # (C (P, r), B (r, V·n_E)) and multiplied out once per group: out[:, g] = common[g] + [C₁ C₂ …] @ [B₁; B₂; …]
         common = np.zeros((G, V * nE))
@@ -197,13 +221,13 @@ class PredictedSignal:
         for (s, iso_name), ctx in self.contexts.items():
             g = self._group_of[s]
             for k, w in nuclear_weights(phys, ctx, self.kernels).items():
-                add(g, self._fold(w, k, s, iso_name, False, factored=True))
+                add(g, self._fold(w, k, s, iso_name, False, layout, factored=True))
                 if k == "sm":
                     sm_w[(s, iso_name)] = w
         for (s, el), ec in self.e_contexts.items():
             g = self._group_of[s]
             for k, w in electron_weights(phys, ec, self.e_kernels).items():
-                add(g, self._fold(w, k, s, el, True, factored=True))
+                add(g, self._fold(w, k, s, el, True, layout, factored=True))
         out = np.empty((P, G, V * nE))
         for g in range(G):
             if factors[g]:
@@ -221,17 +245,18 @@ class PredictedSignal:
                     for iso, _ in self.components:
                         w = sm_w[(s, iso.name)]
                         wa = (w[pts] if w.shape[0] == P else np.broadcast_to(w, (P, w.shape[1]))[pts]) * A[pts, None]
-                        out[pts, g] -= wa @ self.osc_matrix(u, s, iso.name)
-        return out.reshape(P, G, V, nE).transpose(0, 2, 1, 3)
+                        out[pts, g] -= wa @ self.osc_matrix(u, s, iso.name, layout)
+        return out.reshape(P, G, V, nE)
 
     def __call__(self, phys: dict):
-        """(A0 (P, G, n_E), [(off_j, seg_j)]) with off_j = V_j − V_j,nom (n_j, P, G, n_E) on the grid of response
-        parameter j and seg_j its differences between neighbouring grid values (the form of
-        :class:`cevns.model.samples.GridModifier`)."""
-        allv = self.all_settings(phys)  # (P, V, G, nE)
-        A0 = allv[:, 0]
+        """(A0 (P, G, n_E), [(off_j, seg_j)]) with off_j = V_j − V_j,nom (P, G, n_j, n_E) on the grid of response
+        parameter j and seg_j (P, G, n_j − 1, n_E) its differences between neighbouring grid values (the form of
+        :class:`cevns.model.samples.GridModifier`, point-major: selecting points keeps rows whole)."""
+        X = self._fold_all(phys, "morph")  # (P, G, columns, nE): nominal, offsets, segments
+        sizes = [len(st) for _, _, st in self.response.modifiers]
+        a, b = 1, 1 + sum(sizes)
         Vs = []
-        for _, grid, settings in self.response.modifiers:
-            V = np.ascontiguousarray(allv[:, settings].transpose(1, 0, 2, 3))
-            Vs.append((V - A0[None], np.diff(V, axis=0)))
-        return A0, Vs
+        for n in sizes:
+            Vs.append((X[:, :, a:a + n], X[:, :, b:b + n - 1]))
+            a, b = a + n, b + n - 1
+        return X[:, :, 0], Vs

@@ -152,7 +152,7 @@ class AcceleratorDMSignal:
         dm, scale = self.dm_physics(phys)
         A0, Vs = sig(dm)
         s = scale[:, None, None]
-        return A0 * s, [(off * s[None], seg * s[None]) for off, seg in Vs]
+        return A0 * s, [(off * s[..., None], seg * s[..., None]) for off, seg in Vs]
 
     # -- time -------------------------------------------------------------------------------------------------
     def time_factor(self, mean_us: float | None = None, sigma_us: float | None = None) -> np.ndarray:
