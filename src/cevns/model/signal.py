@@ -108,6 +108,7 @@ class PredictedSignal:
         self._group_of = {s: g for g, members in enumerate(self.groups) for s in members}
         self.species = [s for g in self.groups for s in g]
         self._stacked = {}
+        self._rows = {}  # folds of weights that every point shares (θ-independent terms), by their row's bytes
         self.contexts = {(s, iso.name): flux.nuclear_context(iso.name, s, form_factor_model, scheme)
                          for iso, _ in self.components for s in self.species}
         self.e_contexts = {}
@@ -125,7 +126,7 @@ class PredictedSignal:
             raise ConfigError(f"{response.n_settings} response settings for a signal built with {self.V}")
         out = copy.copy(self)
         out.response = response
-        out._stacked = {}
+        out._stacked, out._rows = {}, {}
         return out
 
     # -- stacked response ⊙ kernel matrices ---------------------------------------------------------------------
@@ -156,7 +157,22 @@ class PredictedSignal:
               factored: bool = False):
         """Σ_n w[p, n] K[n] R_c[E, n] for every column block c of ``layout``: (P or 1, columns·n_E), or its factors
         (see :func:`_fold_factors`). With one setting (a one-off prediction) the product is taken directly, without
-        building the stacked matrix."""
+        building the stacked matrix. A row shared by every point of a batch (a term the parameters do not change) is
+        folded once and kept, keyed by its bytes."""
+        if w.shape[0] > 1 and (w.strides[0] == 0 or not np.any(w[1:] != w[:1])):  # (a one-off P = 1 fold is not kept)
+            row = np.ascontiguousarray(w[:1], dtype=float)
+            key = (kernel, s, target, electron, layout, row.tobytes())
+            out = self._rows.get(key)
+            if out is None:
+                if len(self._rows) >= 512:
+                    self._rows.clear()
+                out = self._rows[key] = self._fold_direct(row, kernel, s, target, electron, layout)
+            return (None, out) if factored else out
+        return self._fold_direct(w, kernel, s, target, electron, layout, factored)
+
+    def _fold_direct(self, w: np.ndarray, kernel: str, s: str, target: str, electron: bool, layout: str,
+                     factored: bool = False):
+        """:meth:`_fold` without the memory of shared rows."""
         if self.V == 1 and (("e", kernel, s, target, layout) if electron else (kernel, s, target, layout)) \
                 not in self._stacked:
             K = self.flux.get(kernel, KERNELS[kernel], s, f"e:{target}" if electron else target)
