@@ -331,3 +331,13 @@ def test_morph_state_equals_differences_of_the_response_settings():
         np.testing.assert_allclose(off, V - A0[:, :, None], rtol=0, atol=1e-12 * scale)
         np.testing.assert_allclose(seg, np.diff(V, axis=2), rtol=0, atol=1e-12 * scale)
         assert np.abs(off[:, :, grid.nominal_index]).max() == 0.0  # the nominal offset is exactly zero
+    # terms every point shares are folded once and kept: a second call, and a fresh signal, give the same state
+    A1, Vs1 = sig(phys)
+    A2, Vs2 = sig.with_response(sig.response)(phys)
+    assert np.array_equal(A1, A0) and np.array_equal(A2, A0)
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(Vs1 + Vs2, Vs + Vs))
+    # a batch whose points all share their θ (rows equal within the batch, not between batches): each batch its own
+    for u in (0.3, -0.2):
+        same = {"eps_ee_uV": np.full(8, u), "eps_ee_dV": np.full(8, 0.1)}
+        kept, fresh = sig(same), sig.with_response(sig.response)(same)
+        assert np.array_equal(kept[0], fresh[0]) and np.array_equal(kept[1][0][0], fresh[1][0][0])
