@@ -141,13 +141,8 @@ class _Channel:
         return self.groups_near_many((t,))
 
     def groups_near_many(self, ts) -> dict[frozenset, tuple[Entry, ...]]:
-        """The union of groups_near(t) over the times ts (ns), with one maximal_groups pass per cluster of
-        times less than 5W apart (their start ranges [t - 3W, t + 2W] then join into one).
-
-        Exact: whether a maximal group starts at s, and its members, follow from the active entries in
-        [s - W, s + W] alone (an entry more than W before s cannot share its window, one more than W after it
-        cannot be in the group), so each cluster [a, b] reads [a - 4W, b + 3W] for the starts in
-        [a - 3W, b + 2W]."""
+        """The union of groups_near(t) over the times ts (ns), with one :meth:`groups_starting` pass per cluster
+        of times less than 5W apart (their start ranges [t - 3W, t + 2W] then join into one)."""
         w = self.w
         ts = sorted(ts)
         out: dict[frozenset, tuple[Entry, ...]] = {}
@@ -156,12 +151,19 @@ class _Channel:
             j = i
             while j + 1 < len(ts) and ts[j + 1] - ts[j] <= 5 * w:
                 j += 1
-            a, b = ts[i], ts[j]
-            for g in maximal_groups(self.active_between(a - 4 * w, b + 3 * w), w):
-                if a - 3 * w <= g[0].t_ns <= b + 2 * w and len(g) >= 2:
-                    out[frozenset(x.uuid for x in g)] = g
+            out.update(self.groups_starting(ts[i] - 3 * w, ts[j] + 2 * w))
             i = j + 1
         return out
+
+    def groups_starting(self, lo: int, hi: int) -> dict[frozenset, tuple[Entry, ...]]:
+        """Groups (>= 2 detectors) whose start (earliest time, ns) lies in [lo, hi].
+
+        Exact: whether a maximal group starts at s, and its members, follow from the active entries in
+        [s - W, s + W] alone (an entry more than W before s cannot share its window, one more than W after it
+        cannot be in the group), so reading [lo - W, hi + W] suffices."""
+        w = self.w
+        return {frozenset(x.uuid for x in g): g for g in maximal_groups(self.active_between(lo - w, hi + w), w)
+                if lo <= g[0].t_ns <= hi and len(g) >= 2}
 
     def _dominated(self, e: Entry) -> bool:
         """Is there a later (order) message of e's detector within one window of e?  Early exit."""
@@ -226,6 +228,20 @@ class _Channel:
                 dq.popleft()
             if lo <= t <= hi:
                 self._set(self.by_uuid[u], orders[dq[0]] == orders[k])
+
+
+def _uncovered(touched: list[int], lo: int, hi: int, r: int) -> tuple[int, int] | None:
+    """Hull [lo', hi'] (ns) of the points of [lo, hi] farther than r from every time in the sorted list
+    ``touched``; None if there are none."""
+    i = bisect_left(touched, lo - r)
+    while i < len(touched) and touched[i] - r <= lo:
+        lo = max(lo, touched[i] + r + 1)
+        i += 1
+    j = bisect_right(touched, hi + r) - 1
+    while j >= 0 and touched[j] + r >= hi:
+        hi = min(hi, touched[j] - r - 1)
+        j -= 1
+    return (lo, hi) if lo <= hi else None
 
 
 def _diff(channel: str, before: dict, after: dict, cause: str, w: int, alive) -> list[Alert]:
@@ -328,7 +344,9 @@ class CoincidenceEngine:
         """Before changing channel ``name`` at time t: remember the groups as they were at the batch start.
 
         A change at t can only alter groups starting in [t - 2W, t + 2W]; groups_near(t) covers [t - 3W, t + 2W].
-        So a group seen now whose start is not within 2W of an earlier touched time is still as it was."""
+        So a group seen now whose start is not within 2W of an earlier touched time is still as it was; one whose
+        start is within 2W of one was snapshotted then, so only the starts in [t - 3W, t + 2W] not covered by
+        earlier touches are read (in an in-order stream: next to none)."""
         b = self._batch
         if b is None or b.get("quiet"):
             return
@@ -336,8 +354,10 @@ class CoincidenceEngine:
         ch = self._ch(name)
         touched = b["affected"].setdefault(name, [])  # sorted touched times
         before = b["before"].setdefault(name, {})
-        w2 = 2 * self.window_ns
-        for k, g in ch.groups_near(t).items():
+        w = self.window_ns
+        w2 = 2 * w
+        span = _uncovered(touched, t - 3 * w, t + 2 * w, w2)  # starts not yet covered by an earlier touch
+        for k, g in (ch.groups_starting(*span) if span else {}).items():
             s0 = g[0].t_ns
             i = bisect_left(touched, s0 - w2)
             if k not in before and not (i < len(touched) and touched[i] <= s0 + w2):
