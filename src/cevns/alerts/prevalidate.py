@@ -67,11 +67,12 @@ def validate(raw, keyring: dict, max_bytes: int, now: int, max_age_ns: int, skew
 
 
 def validate_many(payloads: list, keyring: dict, max_bytes: int, now: int, max_age_ns: int, skew_ns: int) -> list:
-    """Worker entry point: per payload (OK, tier, canonical JSON text of the validated message) | (REJECTED, code,
-    reason) | (LOCAL,) for a non-bytes item (left to the server thread, which handles it exactly as without a
-    worker).  The text (sorted keys) is cheaper to move than the pickled Message and is what the archive stores;
-    :func:`message_from` turns it back into the Message (``data`` equal; only its key order is the sorted one,
-    and the server reads ``data`` by key only)."""
+    """Worker entry point: per payload (OK, tier, canonical JSON text of the validated message, {time field:
+    elapsed ns} of the times it parsed) | (REJECTED, code, reason) | (LOCAL,) for a non-bytes item (left to the
+    server thread, which handles it exactly as without a worker).  The text (sorted keys) is cheaper to move
+    than the pickled Message and is what the archive stores; :func:`message_from` turns it back into the Message
+    (``data`` equal; only its key order is the sorted one, and the server reads ``data`` by key only), with its
+    times already parsed."""
     out = []
     for raw in payloads:
         if raw is None:
@@ -79,7 +80,8 @@ def validate_many(payloads: list, keyring: dict, max_bytes: int, now: int, max_a
             continue
         try:
             msg = validate(raw, keyring, max_bytes, now, max_age_ns, skew_ns)
-            out.append((OK, msg.tier, msg.to_json()))
+            times = {k: t.elapsed_ns for k, t in msg.__dict__.get("_times", {}).items() if t is not None}
+            out.append((OK, msg.tier, msg.to_json(), times))
         except MessageRejected as exc:
             out.append((REJECTED, str(exc.code), str(exc.reason)))
         except BaseException as exc:  # noqa: BLE001 - never let one payload end the worker
@@ -87,10 +89,11 @@ def validate_many(payloads: list, keyring: dict, max_bytes: int, now: int, max_a
     return out
 
 
-def message_from(tier: str, text: str) -> Message:
-    """The validated Message of an (OK, tier, text) worker result (the text came from our own worker)."""
+def message_from(tier: str, text: str, times: dict[str, int]) -> Message:
+    """The validated Message of an (OK, tier, text, times) worker result (it came from our own worker)."""
     msg = Message(tier, json.loads(text))
     msg.__dict__["_json"] = text
+    msg.__dict__["_times"] = {k: UTCTime(ns) for k, ns in times.items()}
     return msg
 
 
@@ -202,7 +205,7 @@ class Prevalidator:
                 pass
 
     def submit(self, payloads: list, keyring: dict, max_bytes: int, now: int, max_age_ns: int, skew_ns: int):
-        """Per-payload results in order: (OK, tier, text) | (REJECTED, code, reason) | (LOCAL,) | None (worker
+        """Per-payload results in order: (OK, tier, text, times) | (REJECTED, code, reason) | (LOCAL,) | None (worker
         failed: validate in process)."""
         items = [bytes(p) if isinstance(p, (bytes, bytearray)) else None for p in payloads]
         futs = []
