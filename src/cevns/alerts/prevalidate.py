@@ -136,13 +136,14 @@ class Prevalidator:
     """A persistent worker process that validates chunks of a batch ahead of the server thread.
 
     ``submit`` sends a batch (in chunks) and returns an iterator of per-payload results, in order; the server
-    thread applies chunk k while the worker validates chunk k+1.  Worker failure (killed, out of memory, pool
+    thread applies chunk k while the worker validates chunk k+1; the first chunk is small (``first_chunk``
+    payloads), so that the server thread waits ~5 ms, not ~25 ms, before it starts on a batch.  Worker failure (killed, out of memory, pool
     broken) yields ``None`` results for what was not validated and the server validates those in process; the
     worker is restarted at most every ``restart_s`` seconds.  The worker is spawned (never forked: the server
     process holds librdkafka and SQLite threads)."""
 
-    def __init__(self, chunk: int = 250, restart_s: float = 10.0, timeout_s: float = 30.0):
-        self.chunk = chunk
+    def __init__(self, chunk: int = 250, first_chunk: int = 50, restart_s: float = 10.0, timeout_s: float = 30.0):
+        self.chunk, self.first_chunk = chunk, first_chunk
         self.timeout_s = timeout_s
         self.restart_s = restart_s
         self._pool = None
@@ -210,9 +211,11 @@ class Prevalidator:
         items = [bytes(p) if isinstance(p, (bytes, bytearray)) else None for p in payloads]
         futs = []
         try:
-            for i in range(0, len(items), self.chunk):
-                futs.append(self._pool.submit(validate_many, items[i:i + self.chunk], keyring, max_bytes, now,
-                                              max_age_ns, skew_ns))
+            cuts = [0, *range(min(self.first_chunk, len(items)), len(items), self.chunk), len(items)]
+            for a, b in zip(cuts, cuts[1:]):
+                if a < b:
+                    futs.append(self._pool.submit(validate_many, items[a:b], keyring, max_bytes, now, max_age_ns,
+                                                  skew_ns))
         except Exception as exc:  # noqa: BLE001 - broken pool at submit time
             self._fail(f"{type(exc).__name__}: {exc}")
         done = 0
