@@ -260,3 +260,32 @@ def test_batch_alerts_are_the_diff_of_all_groups(first, later, retract, sent_shi
         want += _diff(n, before.get(n, {}), _all_groups(ch), "", w, ch.alive)
     assert [(a.state, a.uuids, a.previous_detectors) for a in out] == \
            [(a.state, a.uuids, a.previous_detectors) for a in want]
+
+
+@settings(max_examples=150, deadline=None)
+@given(grid_events, st.lists(st.integers(0, 9), max_size=10), st.lists(st.integers(0, 20), max_size=3),
+       st.lists(st.integers(0, 12), min_size=1, max_size=3))
+def test_expiry_drops_exactly_the_old_ones(evs, receipts, retract, nows):
+    """Expiry by the receipt-time heap drops exactly the held messages received more than ``expiry`` ago (any
+    receipt order, retracted ones skipped), and leaves the groups of an engine fed only the survivors."""
+    t0 = UTCTime.parse("2030-01-01T00:00:00Z")
+    eng = CoincidenceEngine(window_s=0.3, expiry_s=5)
+    msgs, rec = [], {}
+    for k, (d, q, eps) in enumerate(evs):
+        m = coincidence_message(d, t0.add_ns(q * eng.window_ns // 4 + eps), sent_time=t0.add_ns(1000 * k))
+        rec[m.uuid] = t0.elapsed_ns + receipts[k % len(receipts)] * NS if receipts else t0.elapsed_ns
+        eng.add(m, received_ns=rec[m.uuid])
+        msgs.append(m)
+    for i in retract:
+        eng.retract(retraction_message(msgs[i % len(msgs)].detector_name, retract_uuid=msgs[i % len(msgs)].uuid))
+    for s in sorted(nows):
+        now = t0.elapsed_ns + s * NS
+        held = {m.uuid for m in msgs if m.uuid in eng}
+        gone = eng.expire(now)
+        assert sorted(gone) == sorted(u for u in held if now - rec[u] > eng.expiry_ns)
+        fresh = CoincidenceEngine(window_s=0.3, expiry_s=5)
+        for m in msgs:
+            if m.uuid in eng:
+                fresh.add(m, received_ns=rec[m.uuid])
+        assert {frozenset(e.uuid for e in g) for g in eng.groups()} == \
+               {frozenset(e.uuid for e in g) for g in fresh.groups()}
