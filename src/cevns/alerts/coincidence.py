@@ -163,8 +163,10 @@ class _Channel:
         [s - W, s + W] alone (an entry more than W before s cannot share its window, one more than W after it
         cannot be in the group), so reading [lo - W, hi + W] suffices."""
         w = self.w
-        return {frozenset(x.uuid for x in g): g for g in maximal_groups(self.active_between(lo - w, hi + w), w)
-                if lo <= g[0].t_ns <= hi and len(g) >= 2}
+        es = self.active_between(lo - w, hi + w)
+        if len(es) < 2:  # no group (the common case of a touch in an in-order stream)
+            return {}
+        return {frozenset(x.uuid for x in g): g for g in maximal_groups(es, w) if lo <= g[0].t_ns <= hi and len(g) >= 2}
 
     def _dominated(self, e: Entry) -> bool:
         """Is there a later (order) message of e's detector within one window of e?  Early exit."""
