@@ -217,3 +217,75 @@ def test_groups_near_many_at_the_edges():
     assert set(ch.groups_near_many([t0.elapsed_ns + 100_000_000 + 3 * w])) == set()  # only the non-maximal one
     assert set(ch.groups_near_many([t0.elapsed_ns + 2 * w])) == full              # t - 3W = the first entry
     assert set(ch.groups_near_many([t0.elapsed_ns - 2 * w])) == full              # t + 2W = the first entry
+
+
+def _all_groups(ch) -> dict:
+    """Every group (>= 2 detectors) of a channel, keyed like the engine's batch snapshots."""
+    act = [ch.by_uuid[u] for _, u in ch.active_times]
+    return {frozenset(e.uuid for e in g): g for g in maximal_groups(act, ch.w) if len(g) >= 2}
+
+
+grid_events = st.lists(st.tuples(st.sampled_from(["XENONnT", "JUNO", "DUNE", "HALO", "LVD"]), st.integers(0, 24),
+                                 st.integers(-1, 1)), min_size=1, max_size=10)
+
+
+@settings(max_examples=300, deadline=None)
+@given(grid_events, grid_events, st.lists(st.integers(0, 20), max_size=3), st.integers(-3, 3))
+def test_batch_alerts_are_the_diff_of_all_groups(first, later, retract, sent_shift):
+    """A batch snapshots only the groups near the times it touches (not those an earlier touch covered); its
+    alerts must equal the diff of *all* groups before and after the batch (adds with earlier and later sent
+    times, named retractions).  Neutrino times on a W/4 grid (+-1 ns) put group starts at the range edges."""
+    from cevns.alerts.coincidence import _diff
+    t0 = UTCTime.parse("2030-01-01T00:00:00Z")
+    eng = CoincidenceEngine(window_s=0.3)
+    w = eng.window_ns
+
+    def msg(k, d, q, eps):
+        return coincidence_message(d, t0.add_ns(q * w // 4 + eps), sent_time=t0.add_ns(1000 * k + sent_shift * 1500))
+    held = [msg(k, *ev) for k, ev in enumerate(first)]
+    for m in held:
+        eng.add(m)
+    before = {n: _all_groups(ch) for n, ch in eng.channels.items()}
+    ops = [msg(len(first) + k, *ev) for k, ev in enumerate(later)]
+    ops += [retraction_message(held[i % len(held)].detector_name, retract_uuid=held[i % len(held)].uuid)
+            for i in retract]
+    with eng.batch() as out:
+        for m in ops:
+            if m.tier == "Retraction":
+                eng.retract(m)
+            else:
+                eng.add(m)
+    want = []
+    for n, ch in sorted(eng.channels.items()):
+        want += _diff(n, before.get(n, {}), _all_groups(ch), "", w, ch.alive)
+    assert [(a.state, a.uuids, a.previous_detectors) for a in out] == \
+           [(a.state, a.uuids, a.previous_detectors) for a in want]
+
+
+@settings(max_examples=150, deadline=None)
+@given(grid_events, st.lists(st.integers(0, 9), max_size=10), st.lists(st.integers(0, 20), max_size=3),
+       st.lists(st.integers(0, 12), min_size=1, max_size=3))
+def test_expiry_drops_exactly_the_old_ones(evs, receipts, retract, nows):
+    """Expiry by the receipt-time heap drops exactly the held messages received more than ``expiry`` ago (any
+    receipt order, retracted ones skipped), and leaves the groups of an engine fed only the survivors."""
+    t0 = UTCTime.parse("2030-01-01T00:00:00Z")
+    eng = CoincidenceEngine(window_s=0.3, expiry_s=5)
+    msgs, rec = [], {}
+    for k, (d, q, eps) in enumerate(evs):
+        m = coincidence_message(d, t0.add_ns(q * eng.window_ns // 4 + eps), sent_time=t0.add_ns(1000 * k))
+        rec[m.uuid] = t0.elapsed_ns + receipts[k % len(receipts)] * NS if receipts else t0.elapsed_ns
+        eng.add(m, received_ns=rec[m.uuid])
+        msgs.append(m)
+    for i in retract:
+        eng.retract(retraction_message(msgs[i % len(msgs)].detector_name, retract_uuid=msgs[i % len(msgs)].uuid))
+    for s in sorted(nows):
+        now = t0.elapsed_ns + s * NS
+        held = {m.uuid for m in msgs if m.uuid in eng}
+        gone = eng.expire(now)
+        assert sorted(gone) == sorted(u for u in held if now - rec[u] > eng.expiry_ns)
+        fresh = CoincidenceEngine(window_s=0.3, expiry_s=5)
+        for m in msgs:
+            if m.uuid in eng:
+                fresh.add(m, received_ns=rec[m.uuid])
+        assert {frozenset(e.uuid for e in g) for g in eng.groups()} == \
+               {frozenset(e.uuid for e in g) for g in fresh.groups()}

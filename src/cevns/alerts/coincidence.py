@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
+from heapq import heappop, heappush
 
 from cevns.errors import ConfigError
 
@@ -141,13 +142,8 @@ class _Channel:
         return self.groups_near_many((t,))
 
     def groups_near_many(self, ts) -> dict[frozenset, tuple[Entry, ...]]:
-        """The union of groups_near(t) over the times ts (ns), with one maximal_groups pass per cluster of
-        times less than 5W apart (their start ranges [t - 3W, t + 2W] then join into one).
-
-        Exact: whether a maximal group starts at s, and its members, follow from the active entries in
-        [s - W, s + W] alone (an entry more than W before s cannot share its window, one more than W after it
-        cannot be in the group), so each cluster [a, b] reads [a - 4W, b + 3W] for the starts in
-        [a - 3W, b + 2W]."""
+        """The union of groups_near(t) over the times ts (ns), with one :meth:`groups_starting` pass per cluster
+        of times less than 5W apart (their start ranges [t - 3W, t + 2W] then join into one)."""
         w = self.w
         ts = sorted(ts)
         out: dict[frozenset, tuple[Entry, ...]] = {}
@@ -156,12 +152,21 @@ class _Channel:
             j = i
             while j + 1 < len(ts) and ts[j + 1] - ts[j] <= 5 * w:
                 j += 1
-            a, b = ts[i], ts[j]
-            for g in maximal_groups(self.active_between(a - 4 * w, b + 3 * w), w):
-                if a - 3 * w <= g[0].t_ns <= b + 2 * w and len(g) >= 2:
-                    out[frozenset(x.uuid for x in g)] = g
+            out.update(self.groups_starting(ts[i] - 3 * w, ts[j] + 2 * w))
             i = j + 1
         return out
+
+    def groups_starting(self, lo: int, hi: int) -> dict[frozenset, tuple[Entry, ...]]:
+        """Groups (>= 2 detectors) whose start (earliest time, ns) lies in [lo, hi].
+
+        Exact: whether a maximal group starts at s, and its members, follow from the active entries in
+        [s - W, s + W] alone (an entry more than W before s cannot share its window, one more than W after it
+        cannot be in the group), so reading [lo - W, hi + W] suffices."""
+        w = self.w
+        es = self.active_between(lo - w, hi + w)
+        if len(es) < 2:  # no group (the common case of a touch in an in-order stream)
+            return {}
+        return {frozenset(x.uuid for x in g): g for g in maximal_groups(es, w) if lo <= g[0].t_ns <= hi and len(g) >= 2}
 
     def _dominated(self, e: Entry) -> bool:
         """Is there a later (order) message of e's detector within one window of e?  Early exit."""
@@ -228,6 +233,20 @@ class _Channel:
                 self._set(self.by_uuid[u], orders[dq[0]] == orders[k])
 
 
+def _uncovered(touched: list[int], lo: int, hi: int, r: int) -> tuple[int, int] | None:
+    """Hull [lo', hi'] (ns) of the points of [lo, hi] farther than r from every time in the sorted list
+    ``touched``; None if there are none."""
+    i = bisect_left(touched, lo - r)
+    while i < len(touched) and touched[i] - r <= lo:
+        lo = max(lo, touched[i] + r + 1)
+        i += 1
+    j = bisect_right(touched, hi + r) - 1
+    while j >= 0 and touched[j] + r >= hi:
+        hi = min(hi, touched[j] - r - 1)
+        j -= 1
+    return (lo, hi) if lo <= hi else None
+
+
 def _diff(channel: str, before: dict, after: dict, cause: str, w: int, alive) -> list[Alert]:
     """Alerts for groups (>= 2 detectors) that appeared, changed or lost members."""
     gone = {k: g for k, g in before.items() if k not in after}
@@ -286,6 +305,7 @@ class CoincidenceEngine:
         self.expiry_ns = int(round(expiry_s * NS))
         self.channels: dict[str, _Channel] = {}
         self._chan_of: dict[str, str] = {}
+        self._by_receipt: list[tuple[int, str]] = []  # heap of (received_ns, uuid); stale items are skipped
         self._batch: dict | None = None
 
     def _ch(self, name: str) -> _Channel:
@@ -328,7 +348,9 @@ class CoincidenceEngine:
         """Before changing channel ``name`` at time t: remember the groups as they were at the batch start.
 
         A change at t can only alter groups starting in [t - 2W, t + 2W]; groups_near(t) covers [t - 3W, t + 2W].
-        So a group seen now whose start is not within 2W of an earlier touched time is still as it was."""
+        So a group seen now whose start is not within 2W of an earlier touched time is still as it was; one whose
+        start is within 2W of one was snapshotted then, so only the starts in [t - 3W, t + 2W] not covered by
+        earlier touches are read (in an in-order stream: next to none)."""
         b = self._batch
         if b is None or b.get("quiet"):
             return
@@ -336,8 +358,10 @@ class CoincidenceEngine:
         ch = self._ch(name)
         touched = b["affected"].setdefault(name, [])  # sorted touched times
         before = b["before"].setdefault(name, {})
-        w2 = 2 * self.window_ns
-        for k, g in ch.groups_near(t).items():
+        w = self.window_ns
+        w2 = 2 * w
+        span = _uncovered(touched, t - 3 * w, t + 2 * w, w2)  # starts not yet covered by an earlier touch
+        for k, g in (ch.groups_starting(*span) if span else {}).items():
             s0 = g[0].t_ns
             i = bisect_left(touched, s0 - w2)
             if k not in before and not (i < len(touched) and touched[i] <= s0 + w2):
@@ -376,6 +400,7 @@ class CoincidenceEngine:
             self._touch(name, e.t_ns, e.uuid)
             self._ch(name).add(e)
             self._chan_of[e.uuid] = name
+            heappush(self._by_receipt, (e.received_ns, e.uuid))
         return self._single(do)
 
     def retract(self, msg: Message) -> tuple[list[str], list[Alert]]:
@@ -405,20 +430,25 @@ class CoincidenceEngine:
         return [e.uuid for e in victims], self._single(do)
 
     def expire(self, now_ns: int) -> list[str]:
-        """Drop messages received more than ``expiry`` before ``now_ns``; returns the dropped uuids.
+        """Drop messages received more than ``expiry`` before ``now_ns``; returns the dropped uuids (oldest
+        receipt first).  Cost: O(log n) per dropped message (receipt-time heap), not a scan of all held ones.
 
         Expiry emits no alert (outside a batch; inside one, the groups it ends are diffed with the rest)."""
         dropped = []
-        for ch in self.channels.values():
-            old = [e for e in ch.by_uuid.values() if now_ns - e.received_ns > self.expiry_ns]
-            span: dict[str, list[int]] = {}
-            for e in old:
-                ch.remove(e.uuid, recompute=False)
-                del self._chan_of[e.uuid]
-                dropped.append(e.uuid)
-                span.setdefault(e.detector, []).append(e.t_ns)
-            for det, ts in span.items():
-                ch.recompute(det, min(ts) - self.window_ns, max(ts) + self.window_ns)
+        span: dict[tuple[str, str], list[int]] = {}
+        heap = self._by_receipt
+        while heap and now_ns - heap[0][0] > self.expiry_ns:
+            rec, u = heappop(heap)
+            name = self._chan_of.get(u)
+            e = None if name is None else self.channels[name].by_uuid[u]
+            if e is None or e.received_ns != rec:  # retracted meanwhile (or held again, with its own item)
+                continue
+            self.channels[name].remove(u, recompute=False)
+            del self._chan_of[u]
+            dropped.append(u)
+            span.setdefault((name, e.detector), []).append(e.t_ns)
+        for (name, det), ts in span.items():
+            self.channels[name].recompute(det, min(ts) - self.window_ns, max(ts) + self.window_ns)
         return dropped
 
     # -- queries ----------------------------------------------------------------------------------

@@ -248,9 +248,10 @@ class Message:
     def is_pre_sn(self) -> bool:
         return bool(self.data.get("is_pre_sn"))
 
-    @property
+    @functools.cached_property
     def channel(self) -> str:
-        """Messages only meet others of the same channel: real, test, firedrill and pre-SN never mix."""
+        """Messages only meet others of the same channel: real, test, firedrill and pre-SN never mix (cached:
+        ``data`` is validated once and never changed)."""
         flags = [n for n, on in (("test", self.is_test), ("firedrill", self.is_firedrill),
                                  ("pre_sn", self.is_pre_sn)) if on]
         return "+".join(flags) or "real"
@@ -452,10 +453,11 @@ def parse_message(raw: bytes | str | dict, detectors: tuple[str, ...] | None = N
     if data["detector_name"] not in dets:
         raise MessageRejected("unknown-detector", f"detector {data['detector_name'][:40]!r} unknown; allowed: "
                                                   f"{', '.join(dets)}")
+    times = {}  # parsed once: the Message's time cache
     for key in ("sent_time_utc", "machine_time_utc", "neutrino_time_utc", "start_time_utc"):
         if data.get(key) is not None:
             try:
-                UTCTime.parse(data[key], key)
+                times[key] = UTCTime.parse(data[key], key)
             except TimeFormatError as exc:
                 raise MessageRejected("bad-time", str(exc)) from None
     if tier == "SignificanceTier" and any(p > 1 for p in data["p_values"]):
@@ -475,7 +477,9 @@ def parse_message(raw: bytes | str | dict, detectors: tuple[str, ...] | None = N
         first = data["start_time_utc"] if data.get("time_bin_width_ns") else None
         t0 = UTCTime.parse(data["start_time_utc"], "start_time_utc")
         data["neutrino_time_utc"] = first or t0.add_ns(min(data["timing_series"])).isoformat()
-    return Message(tier, data)
+    msg = Message(tier, data)
+    msg.__dict__["_times"] = times
+    return msg
 
 
 # ------------------------------------------------------------------------------------------------ builders

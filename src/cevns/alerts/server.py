@@ -209,7 +209,7 @@ class AlertServer:
     def _handle(self, raw: bytes, now: int, pre=None) -> Outcome:
         """``pre``: the worker's validation result for ``raw`` (prevalidate.validate_many), else None."""
         if pre is not None and pre[0] == OK:
-            msg = message_from(pre[1], pre[2])
+            msg = message_from(*pre[1:])
         elif pre is not None and pre[0] == REJECTED:
             return self._reject(raw, now, MessageRejected(pre[1], pre[2]))
         else:

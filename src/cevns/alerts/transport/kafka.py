@@ -158,6 +158,9 @@ class _KafkaSub(Subscription):
                               "enable.auto.commit": False, "enable.auto.offset.store": False,
                               "auto.offset.reset": "earliest" if from_beginning else "latest",
                               "fetch.max.bytes": 16 * MAX_MESSAGE_BYTES,
+                              # 1 MB (default) per fetch is ~2000 observations: a backlog would wait on the broker
+                              # every batch; 8 MB keeps the local queue ahead of the server
+                              "max.partition.fetch.bytes": 8 * MAX_MESSAGE_BYTES,
                               "fetch.wait.max.ms": 20})  # default 500 ms would be the alert latency at low rates
         try:
             md = self.c.list_topics(topic, timeout=t.connect_timeout)
