@@ -117,19 +117,3 @@ def test_dead_worker_falls_back_to_in_process(keys, tmp_path, caplog):
         assert [o.status for o in srv.process_batch([envelope(m, keys) for m in more])] == ["accepted"] * 4
     finally:
         srv.stop_workers()
-
-
-def test_stolen_chunks_give_the_worker_results(keys, mixed):
-    """While it waits, the server thread validates the tail chunks the worker has not started: the results are
-    those of validate_many over the whole batch, in order (small chunks, so that stealing happens)."""
-    from cevns.alerts.messages import MAX_PAYLOAD_BYTES
-    from cevns.alerts.prevalidate import Prevalidator, validate_many
-    args = (keys, MAX_PAYLOAD_BYTES, recent(0.0).elapsed_ns, 48 * 3600 * NS, NS)
-    pv = Prevalidator(chunk=3, first_chunk=2)
-    assert pv.wait_ready(), "validation worker did not start"
-    try:
-        got = list(pv.submit(mixed, *args))
-        assert pv.failures == 0 and pv.stolen > 0
-    finally:
-        pv.close()
-    assert got == validate_many([bytes(p) if isinstance(p, (bytes, bytearray)) else None for p in mixed], *args)

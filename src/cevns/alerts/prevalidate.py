@@ -150,7 +150,6 @@ class Prevalidator:
         self._ready = None
         self._failed_at = -1e9
         self.failures = 0
-        self.stolen = 0
 
     def start(self) -> None:
         """Start the worker in the background (spawn and imports take ~1 s; it is used once ready)."""
@@ -208,36 +207,23 @@ class Prevalidator:
 
     def submit(self, payloads: list, keyring: dict, max_bytes: int, now: int, max_age_ns: int, skew_ns: int):
         """Per-payload results in order: (OK, tier, text, times) | (REJECTED, code, reason) | (LOCAL,) | None (worker
-        failed: validate in process).
-
-        While the server thread waits for a chunk, it validates the last chunks the worker has not started
-        (cancelled there; same function, same results), so the server thread does not idle when the worker is
-        the slower side (``stolen`` counts those chunks)."""
+        failed: validate in process)."""
         items = [bytes(p) if isinstance(p, (bytes, bytearray)) else None for p in payloads]
-        args = (keyring, max_bytes, now, max_age_ns, skew_ns)
-        chunks, futs = [], []
+        futs = []
         try:
             cuts = [0, *range(min(self.first_chunk, len(items)), len(items), self.chunk), len(items)]
             for a, b in zip(cuts, cuts[1:]):
                 if a < b:
-                    chunks.append(items[a:b])
-                    futs.append(self._pool.submit(validate_many, chunks[-1], *args))
+                    futs.append(self._pool.submit(validate_many, items[a:b], keyring, max_bytes, now, max_age_ns,
+                                                  skew_ns))
         except Exception as exc:  # noqa: BLE001 - broken pool at submit time
             self._fail(f"{type(exc).__name__}: {exc}")
-        own: dict[int, list] = {}  # chunk index -> results validated here
-        last = len(futs) - 1  # the worker starts chunks in order: steal from the end while they are pending
         done = 0
-        for i, f in enumerate(futs):
+        for f in futs:
             if self._pool is None:  # failed on an earlier chunk
                 break
-            while i not in own and last >= i and not f.done():
-                if not futs[last].cancel():
-                    break
-                own[last] = validate_many(chunks[last], *args)
-                self.stolen += 1
-                last -= 1
             try:
-                res = own.pop(i) if i in own else f.result(timeout=self.timeout_s)
+                res = f.result(timeout=self.timeout_s)
             except Exception as exc:  # noqa: BLE001 - BrokenProcessPool, pickling, ...
                 self._fail(f"{type(exc).__name__}: {exc}")
                 break
