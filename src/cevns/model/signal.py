@@ -233,17 +233,31 @@ class PredictedSignal:
             else:
                 factors[g].append((C, B))
 
+        # a one-off prediction (one point, one setting): Σ_k,s w_k K_k,s per group and target first, then one
+        # product with the response of that target instead of one per term
+        one_off = P == 1 and self.V == 1
+        summed: dict = {}
+
+        def fold(w, k, s, target, electron):
+            g = self._group_of[s]
+            if one_off:
+                v = w[0] * self.flux.get(k, KERNELS[k], s, f"e:{target}" if electron else target)
+                key = (g, target, electron)
+                summed[key] = v if key not in summed else summed[key] + v
+            else:
+                add(g, self._fold(w, k, s, target, electron, layout, factored=True))
+
         sm_w = {}
         for (s, iso_name), ctx in self.contexts.items():
-            g = self._group_of[s]
             for k, w in nuclear_weights(phys, ctx, self.kernels).items():
-                add(g, self._fold(w, k, s, iso_name, False, layout, factored=True))
+                fold(w, k, s, iso_name, False)
                 if k == "sm":
                     sm_w[(s, iso_name)] = w
         for (s, el), ec in self.e_contexts.items():
-            g = self._group_of[s]
             for k, w in electron_weights(phys, ec, self.e_kernels).items():
-                add(g, self._fold(w, k, s, el, True, layout, factored=True))
+                fold(w, k, s, el, True)
+        for (g, target, electron), v in summed.items():
+            common[g] += (self.response.electron if electron else self.response.nuclear)[0][target] @ v
         out = np.empty((P, G, V * nE))
         for g in range(G):
             if factors[g]:
