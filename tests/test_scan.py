@@ -400,3 +400,21 @@ def test_quasi_newton_step_from_the_exact_curvature_lands_on_the_minimum():
     start = np.clip(nu0 + 0.5 * v, lo, hi)
     chi1, _ = profile_batch(model, phys, n_iter=1, start=start, fisher_start=F)
     assert np.all(chi1 - chi0 < 0.03), np.max(chi1 - chi0)
+
+
+def test_polish_finds_the_minimum_between_grid_points(recipe):
+    """A coarse 1-D grid (step 0.03): the polish profiles quarter steps around the three lowest grid points, so its
+    χ²_min is below the lowest grid value and equals the lowest quarter-step value of an independent dense profile
+    (step 0.0005, every 15th point on the quarter steps) over the cells around those points."""
+    axes = {"sin2_theta_w": np.linspace(0.1, 0.4, 11)}
+    res = scan(recipe, axes, progress=False)
+    x = axes["sin2_theta_w"]
+    i = int(np.argmin(res.chi2))
+    assert 2 <= i <= len(x) - 3 and set(np.argsort(res.chi2)[:3]) <= {i - 1, i, i + 1}
+    dense = np.linspace(x[i - 2], x[i + 2], 241)
+    ref, _ = profile_batch(recipe.build(), {"sin2_theta_w": dense}, n_iter=30)
+    quarter = ref[::15]
+    assert np.allclose(dense[::15][1::4], x[i - 2:i + 3][:-1] + 0.0075)  # the quarter steps of the grid
+    assert res.chi2_min < float(res.chi2.min()) - 0.005  # the grid alone misses the minimum by this much
+    assert res.chi2_min == pytest.approx(float(quarter.min()), abs=1e-4)
+    assert res.best_fit["sin2_theta_w"] == pytest.approx(float(dense[::15][np.argmin(quarter)]), abs=1e-9)

@@ -422,11 +422,10 @@ def scan(model, axes: dict[str, np.ndarray], fixed: dict | None = None, progress
     if polish and not warnings:  # a grid minimum on the edge of the scan (or of a degenerate band) is not refined
         # around the three lowest grid points: in a narrow valley between grid points the lowest grid value need not
         # sit next to the valley's lowest point
-        for k in np.argsort(chi, axis=None)[:3]:
-            i_k = np.unravel_index(int(k), shape)
-            b_k, c_k = _polish(built, names, axes, i_k, float(chi[i_k]), fixed, nuh[i_k])
-            if c_k < chi_min:
-                best, chi_min = b_k, c_k
+        lows = [np.unravel_index(int(k), shape) for k in np.argsort(chi, axis=None)[:3]]
+        b_k, c_k = _polish(built, names, axes, lows, fixed, [nuh[i] for i in lows])
+        if c_k < chi_min:
+            best, chi_min = b_k, c_k
     return ScanResult(list(getattr(model, "experiments", [built.name])), names,
                       {n: np.asarray(axes[n], float) for n in names}, chi, best, chi_min, fixed, nuh,
                       [q.name for q in built.nuisances], warnings, evaluated)
@@ -509,30 +508,31 @@ def _refined(model, mesh, shape, fixed, n_iter, progress, scheduler, block_point
     return chi, nuh, refine | coarse_mask
 
 
-def _polish(model, names, axes, i_min, chi_min, fixed, nu_start=None, per_step: int = 4):
-    """Refine the grid minimum on a local grid, ``per_step`` points per grid step, spanning the neighbouring grid
-    cells (clipped to the scanned range), profiled in one batch warm-started from ν̂ at the grid minimum: up to
-    (2·per_step + 1)^d points for d ≤ 2 (3^d beyond). Returns (best point, χ²_min) — the grid's own if nothing lower
-    is found. One batched profile instead of a sequential simplex: the same answer on every scheduler, in ~1/10 of
-    the time."""
-    pts = []
-    for n, i in zip(names, i_min):
-        x = np.asarray(axes[n], float)
-        k = per_step if len(names) <= 2 else 1
-        lo, hi = x[max(i - 1, 0)], x[min(i + 1, len(x) - 1)]
-        pts.append(np.unique(np.r_[np.linspace(lo, x[i], k + 1), np.linspace(x[i], hi, k + 1)]))
-    mesh = np.meshgrid(*pts, indexing="ij")
-    phys = {n: m.ravel() for n, m in zip(names, mesh)}
-    size = mesh[0].size
+def _polish(model, names, axes, lows, fixed, nu_starts, per_step: int = 4):
+    """Refine the lowest grid points ``lows`` (index tuples) on local grids, ``per_step`` points per grid step,
+    spanning each one's neighbouring grid cells (clipped to the scanned range): up to (2·per_step + 1)^d points each for
+    d ≤ 2 (3^d beyond), the union profiled in one batch, each point warm-started from ν̂ (``nu_starts``) of the first
+    of ``lows`` whose local grid holds it. Returns (best point, χ²) of the local grids. One batched profile instead of
+    a sequential simplex: the same answer on every scheduler, in ~1/10 of the time."""
+    seen: dict = {}
+    for i_min, nu0 in zip(lows, nu_starts):
+        pts = []
+        for n, i in zip(names, i_min):
+            x = np.asarray(axes[n], float)
+            k = per_step if len(names) <= 2 else 1
+            lo, hi = x[max(i - 1, 0)], x[min(i + 1, len(x) - 1)]
+            pts.append(np.unique(np.r_[np.linspace(lo, x[i], k + 1), np.linspace(x[i], hi, k + 1)]))
+        for p in zip(*(m.ravel() for m in np.meshgrid(*pts, indexing="ij"))):
+            seen.setdefault(tuple(float(v) for v in p), nu0)
+    coords = np.array(list(seen), float).reshape(len(seen), len(names))
+    phys = {n: coords[:, j] for j, n in enumerate(names)}
+    size = coords.shape[0]
     phys.update({k: np.full(size, float(v)) for k, v in fixed.items()})
-    start = None if nu_start is None else np.tile(np.asarray(nu_start, float), (size, 1))
+    start = None if any(v is None for v in seen.values()) else np.array([np.asarray(v, float) for v in seen.values()])
     with _single_thread():
         chi, _ = profile_batch(model, phys, start=start)
     j = int(np.argmin(chi))
-    best = {n: float(phys[n][j]) for n in names}
-    if chi[j] < chi_min:
-        return best, float(chi[j])
-    return {n: float(np.asarray(axes[n])[i]) for n, i in zip(names, i_min)}, chi_min
+    return {n: float(phys[n][j]) for n in names}, float(chi[j])
 
 
 # ---- executors ---------------------------------------------------------------------------------------------------
