@@ -6,9 +6,10 @@ cut into blocks of about a thousand points (:func:`plan_blocks`); each block is 
 converged neighbours, so most points need one Jacobian-free gradient and one χ² evaluation. The coarse lattices
 (strides 16, 8, 4) of a group of four neighbouring blocks are profiled together, the fine ones block by block. Groups
 and blocks run serially or on a Dask cluster (``scheduler='local'``, an address, or a Client; a task per group, then
-one per block) and are planned independently of the scheduler, so serial and distributed results are identical. Δχ² is taken from the global minimum (the three lowest grid points each polished on
-a local grid of a quarter grid step, profiled in one batch, unless the grid minimum sits at the edge of the scan,
-which is reported as a warning).
+one per block) and are planned independently of the scheduler, so serial and distributed results are identical.
+Δχ² is taken from the global minimum (local grids of a quarter grid step around the three lowest grid points,
+profiled together in one batch, unless the grid minimum sits at the edge of the scan, which is reported as a
+warning).
 """
 from __future__ import annotations
 
