@@ -418,3 +418,16 @@ def test_polish_finds_the_minimum_between_grid_points(recipe):
     assert res.chi2_min < float(res.chi2.min()) - 0.005  # the grid alone misses the minimum by this much
     assert res.chi2_min == pytest.approx(float(quarter.min()), abs=1e-4)
     assert res.best_fit["sin2_theta_w"] == pytest.approx(float(dense[::15][np.argmin(quarter)]), abs=1e-9)
+
+
+def test_polished_best_fit_on_the_edge_is_warned():
+    """In the narrow NSI valley the grid minimum is one cell inside the ε_ee^u range, but the polish (quarter steps in
+    ε_ee^d) finds its lowest point on the edge ε_ee^u = 0.7: the scan must say the minimum may lie outside."""
+    r = ModelRecipe(("coherent-csi-2021", "coherent-ar-2020"), ("eps_ee_uV", "eps_ee_dV"))
+    g = np.linspace(-0.5, 0.7, 101)
+    axes = {"eps_ee_uV": g[80:], "eps_ee_dV": g[5:30]}
+    raw = scan(r, axes, progress=False, polish=False)
+    assert raw.warnings == [] and raw.best_fit["eps_ee_uV"] < 0.7
+    res = scan(r, axes, progress=False)
+    assert res.best_fit["eps_ee_uV"] == 0.7 and res.chi2_min < raw.chi2_min
+    assert len(res.warnings) == 1 and "edge of the scanned range of eps_ee_uV" in res.warnings[0]

@@ -427,6 +427,10 @@ def scan(model, axes: dict[str, np.ndarray], fixed: dict | None = None, progress
         b_k, c_k = _polish(built, names, axes, lows, fixed, [nuh[i] for i in lows])
         if c_k < chi_min:
             best, chi_min = b_k, c_k
+            # the polished point may reach the edge of the range although the grid minimum did not
+            ends = tuple(0 if best[n] == float(axes[n][0]) else len(axes[n]) - 1 if best[n] == float(axes[n][-1])
+                         else -1 for n in names)
+            warnings = _edge_warnings(names, axes, ends, best)
     return ScanResult(list(getattr(model, "experiments", [built.name])), names,
                       {n: np.asarray(axes[n], float) for n in names}, chi, best, chi_min, fixed, nuh,
                       [q.name for q in built.nuisances], warnings, evaluated)
