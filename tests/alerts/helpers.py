@@ -127,3 +127,14 @@ def paced_run(url: str, keys, archive_path, n: int, rate_hz: float) -> dict:
         for t in (st, pt, ct):
             t.close()
         arch.close()
+
+
+def sky_arrivals(dets, t0: UTCTime, ra_deg: float = 266.4, dec_deg: float = -29.0):
+    """Arrival times of a burst from (ra, dec) at each detector, t0 at the Earth's centre: ({det: UTCTime} as a
+    CoincidenceTier reports it, {det: UTCTime} shifted by the site's timing bias as a TimingTier reports it)."""
+    from cevns.alerts.pointing import predicted_times, radec_to_direction, site
+
+    truth = predicted_times(dets, radec_to_direction(ra_deg, dec_deg), t0)
+    arrival = {d: t0.add_ns(truth[d] - t0.elapsed_ns) for d in dets}
+    timed = {d: t0.add_ns(truth[d] - t0.elapsed_ns + int(round(site(d).bias_s * NS))) for d in dets}
+    return arrival, timed

@@ -21,7 +21,7 @@ from cevns.alerts.timeutil import NS, UTCTime
 from cevns.alerts.transport import memory_broker
 from cevns.errors import ConfigError, DataError
 
-from helpers import envelope, recent
+from helpers import envelope, recent, sky_arrivals
 
 
 def _server(keys, tmp_path, name):
@@ -81,17 +81,14 @@ def test_new_update_retraction_validate_and_round_trip(keys, tmp_path):
 
 def test_pointing_and_significance_in_notice(keys, tmp_path):
     """Three TimingTier detectors: ra/dec are the alert's, ra_dec_error the radius of the 90 % area's circle."""
-    from cevns.alerts.pointing import predicted_times, radec_to_direction, site
     srv = _server(keys, tmp_path, "pointing")
-    t0 = recent(1.0)
     dets = ["Super-K", "IceCube", "JUNO"]
-    truth = predicted_times(dets, radec_to_direction(266.4, -29.0), t0)
+    arrival, timed = sky_arrivals(dets, recent(1.0))
     for d in dets:
         srv.handle(envelope(significance_message(d, [0.2, 0.01], 1.0), keys))
-        srv.handle(envelope(coincidence_message(d, t0.add_ns(truth[d] - t0.elapsed_ns)), keys))
+        srv.handle(envelope(coincidence_message(d, arrival[d]), keys))
     for d in dets:
-        tt = t0.add_ns(truth[d] - t0.elapsed_ns + int(round(site(d).bias_s * NS)))
-        srv.handle(envelope(timing_message(d, tt, [0, 1000, 5000]), keys))
+        srv.handle(envelope(timing_message(d, timed[d], [0, 1000, 5000]), keys))
     alert = srv.archive.alerts()[-1]
     pt = alert["pointing"]
     n = to_gcn_notice(alert)

@@ -15,7 +15,7 @@ from cevns.alerts.server import AlertServer
 from cevns.alerts.timeutil import NS
 from cevns.alerts.transport import memory_broker
 
-from helpers import envelope, recent
+from helpers import envelope, recent, sky_arrivals
 from hostile_cases import cases
 
 
@@ -214,23 +214,20 @@ def test_far_uses_online_set(keys, tmp_path, n_online):
 def test_significance_and_pointing_attached(keys, tmp_path):
     """SignificanceTier p-values are combined (Fisher); three TimingTier detectors give a pointing estimate."""
     from cevns.alerts.messages import timing_message
-    from cevns.alerts.pointing import predicted_times, radec_to_direction, site
     from cevns.alerts.server import fisher_combined
     srv = _srv(keys, tmp_path, "tiers")
-    t0 = recent(1.0)
     dets = ["Super-K", "IceCube", "JUNO"]
-    truth = predicted_times(dets, radec_to_direction(266.4, -29.0), t0)
+    arrival, timed = sky_arrivals(dets, recent(1.0))
     for d in dets:
         srv.handle(envelope(significance_message(d, [0.2, 0.01, 0.5], 1.0), keys))
     for d in dets:
-        srv.handle(envelope(coincidence_message(d, t0.add_ns(truth[d] - t0.elapsed_ns)), keys))
+        srv.handle(envelope(coincidence_message(d, arrival[d]), keys))
     body = srv.archive.alerts()[-1]
     p_det = 1 - (1 - 0.01) ** 3
     assert body["combined_significance"]["p_value"] == pytest.approx(fisher_combined([p_det] * 3), rel=1e-9)
     assert "pointing" not in body
     for d in dets:
-        tt = t0.add_ns(truth[d] - t0.elapsed_ns + int(round(site(d).bias_s * NS)))
-        out = srv.handle(envelope(timing_message(d, tt, [0, 1000, 5000]), keys))
+        out = srv.handle(envelope(timing_message(d, timed[d], [0, 1000, 5000]), keys))
     (upd,) = out.alerts
     assert upd.state == "UPDATE"
     pt = srv.archive.alerts()[-1]["pointing"]
