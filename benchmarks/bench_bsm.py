@@ -33,16 +33,13 @@ def bench_nsi_dask2():
     """The same scan on a local Dask cluster of two single-threaded worker processes (started once, reused; the
     cluster start-up, the model build and one warm-up scan on every worker are excluded; the polish of the minimum
     runs in this process, as in the serial scan)."""
-    from dask.distributed import Client, LocalCluster
-    import dask
+    from dask.distributed import Client
 
-    from cevns.inference.scan import scan
+    from cevns.inference.scan import scan, start_local_cluster
 
     r = _recipe(("eps_ee_uV", "eps_ee_dV"))
     axes = {"eps_ee_uV": np.linspace(-0.5, 0.7, 101), "eps_ee_dV": np.linspace(-0.5, 0.7, 101)}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               scheduler_port=0, dashboard_address=None)
+    cluster = start_local_cluster(2)  # the cluster of scheduler='local' on a two-core machine
     client = Client(cluster)
     try:
         client.run(r.build)  # warm-up: every worker builds (and caches) the model once
