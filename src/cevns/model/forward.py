@@ -64,6 +64,11 @@ class ForwardModel:
         self.info = dict(info or {})
         self._sample_params = [tuple(sorted(s.parameter_indices())) for s in self.samples]
         self._memo: list = [None] * len(self.samples)
+        # samples whose μ is a fixed shape times a product of normalisations: one product (P, k) @ (k, bins) for all
+        self._static = [j for j, s in enumerate(self.samples) if getattr(s, "static_shape", None) is not None]
+        self._static_shapes = (np.stack([self.samples[j].static_shape for j in self._static]) if self._static
+                               else None)
+        self._dynamic = [j for j in range(len(self.samples)) if j not in self._static]
 
     # -- the interface of cevns.inference.batch ----------------------------------------------------------------
     @property
@@ -92,14 +97,24 @@ class ForwardModel:
     def take_state(self, state, idx):
         return [s.take(st, idx) for s, st in zip(self.samples, state)]
 
-    def expected(self, state, nu: np.ndarray) -> np.ndarray:
-        """μ (P, bins) for ν (P, m) ordered as :attr:`nuisances`."""
-        nu = np.asarray(nu, float)
+    def _evaluate(self, state, nu: np.ndarray, J=None) -> np.ndarray:
+        """μ (P, bins) summed over the samples, their derivatives into J (an accumulator, or None): the samples of a
+        fixed shape as one matrix product of their scales (P, k) and shapes (k, bins) (one pass over the (P, bins)
+        result instead of a product and a sum for each), the others one by one."""
         mu = None
-        for s, st in zip(self.samples, state):
-            m = s.evaluate(st, nu)
+        if self._static:
+            C = np.empty((nu.shape[0], len(self._static)))
+            for i, j in enumerate(self._static):
+                C[:, i] = self.samples[j].evaluate_scale(nu, J)
+            mu = C @ self._static_shapes
+        for j in self._dynamic:
+            m = self.samples[j].evaluate(state[j], nu, J)
             mu = m if mu is None else _add(mu, m)
         return mu
+
+    def expected(self, state, nu: np.ndarray) -> np.ndarray:
+        """μ (P, bins) for ν (P, m) ordered as :attr:`nuisances`."""
+        return self._evaluate(state, np.asarray(nu, float))
 
     def expected1(self, state, x) -> np.ndarray:
         """μ (bins,) at one point x (ν values in order, list or array): the P = 1 evaluation of the fit. Each sample's
@@ -123,10 +138,7 @@ class ForwardModel:
         """(μ (P, bins), ∂μ/∂ν (P, m, bins)); float32 Jacobians by default (they only set Newton directions)."""
         nu = np.asarray(nu, float)
         J = JacobianAccumulator(nu.shape[0], len(self.nuisances), self.observed.size, dtype)
-        mu = None
-        for s, st in zip(self.samples, state):
-            m = s.evaluate(st, nu, J)
-            mu = m if mu is None else _add(mu, m)
+        mu = self._evaluate(state, nu, J)
         return mu, J.result()
 
     def value_and_gradient(self, state, nu: np.ndarray, weights):
@@ -134,10 +146,7 @@ class ForwardModel:
         bin weights that depend on μ (``weights``: μ → (P, bins), e.g. ∂χ²/∂μ), without forming it."""
         nu = np.asarray(nu, float)
         G = GradientAccumulator(nu.shape[0], len(self.nuisances))
-        mu = None
-        for s, st in zip(self.samples, state):
-            m = s.evaluate(st, nu, G)
-            mu = m if mu is None else _add(mu, m)
+        mu = self._evaluate(state, nu, G)
         return mu, G.contract(weights(mu))
 
     def components(self, state, nu: np.ndarray) -> dict[str, np.ndarray]:

@@ -209,10 +209,12 @@ def _product(vals: list, P: int) -> np.ndarray:
     return out
 
 
-def _normalise(shape: np.ndarray, nu: np.ndarray, norms: list, count: int | None, J, blocks):
+def _normalise(shape: np.ndarray, nu: np.ndarray, norms: list, count: int | None, J, blocks,
+               scale_only: bool = False):
     """μ = c · shape with c = Π ν_k (× n/Σ shape for a count) and, into J (a :class:`JacobianAccumulator` or a
     :class:`GradientAccumulator`), ∂μ/∂ν for the normalisations and for the shape parameters (``blocks``: [(parameter
-    indices (k,), ∂shape/∂ν as a :class:`_Rows`)])."""
+    indices (k,), ∂shape/∂ν as a :class:`_Rows`)]). ``scale_only``: return c (P,) instead of μ (the caller
+    multiplies, e.g. the fixed shapes of several samples in one product)."""
     P = nu.shape[0]  # shape: (P or 1, bins)
     vals = [nu[:, k] for k in norms]
     c = _product(vals, P)
@@ -221,9 +223,9 @@ def _normalise(shape: np.ndarray, nu: np.ndarray, norms: list, count: int | None
         Fs = np.where(F > 0, F, 1.0)
         c_norm = c
         c = c * nu[:, count] / Fs
-    mu = c[:, None] * shape
+    mu = None if scale_only else c[:, None] * shape
     if J is None:
-        return mu
+        return c if scale_only else mu
     for a, k in enumerate(norms):
         others = _product(vals[:a] + vals[a + 1:], P)
         if count is not None:
@@ -234,12 +236,13 @@ def _normalise(shape: np.ndarray, nu: np.ndarray, norms: list, count: int | None
             J.block(ks, blk, c)
         else:
             block = blk.rows()
-            d = c[:, None, None] * block - mu[:, None, :] * (block.sum(axis=2) / Fs[:, None])[:, :, None]
+            m_ = c[:, None] * shape if mu is None else mu
+            d = c[:, None, None] * block - m_[:, None, :] * (block.sum(axis=2) / Fs[:, None])[:, :, None]
             for j, k in enumerate(ks):
                 J.add(int(k), d[:, j])
     if count is not None:
         J.mul(count, shape, (c_norm / Fs)[:, None])
-    return mu
+    return c if scale_only else mu
 
 
 def _scale1(x: list, norms: list, count: int | None, F: float) -> float:
@@ -419,11 +422,23 @@ class FactorisedSample(_PhysicsSample):
         out = np.matmul(A.transpose(0, 2, 1), B).reshape(P, -1)
         return out if self._cols is None else out[:, self._cols]
 
+    @property
+    def static_shape(self) -> np.ndarray | None:
+        """The shape (bins,) when μ = Π ν_k · shape (no physics, modifiers, group scales or free count), else None."""
+        return self._fixed if self.count is None else None
+
+    def evaluate_scale(self, nu: np.ndarray, J=None) -> np.ndarray:
+        """c (P,) of μ = c · :attr:`static_shape`, derivatives into J (:class:`cevns.model.forward.ForwardModel`
+        multiplies the fixed shapes of all such samples at once)."""
+        return _normalise(self._fixed[None], nu, self.norms, None, J, [], scale_only=True)
+
     def evaluate(self, state, nu: np.ndarray, J: "JacobianAccumulator | None" = None) -> np.ndarray:
         """μ (P, bins); with ``J`` given, ∂μ/∂ν of this sample's parameters is added into it."""
         jac = J is not None
         P = nu.shape[0]
         blocks = []
+        if self._fixed is not None:
+            return _normalise(self._fixed[None], nu, self.norms, self.count, J, blocks)
         if self.physics is not None:
             A0, Vs = state
             A, dA = _morph_state(A0, self.energy_mods, Vs, nu, jac)
@@ -542,6 +557,15 @@ class TemplateSample(_PhysicsSample):
         if state is None or state.shape[0] == 1:
             return state
         return state[idx]
+
+    @property
+    def static_shape(self) -> np.ndarray | None:
+        """The template (bins,) when μ = Π ν_k · template (no modifiers, physics or free count), else None."""
+        return self.nominal if not self._morph and self.physics is None and self.count is None else None
+
+    def evaluate_scale(self, nu: np.ndarray, J=None) -> np.ndarray:
+        """c (P,) of μ = c · :attr:`static_shape` (see :meth:`FactorisedSample.evaluate_scale`)."""
+        return _normalise(self.nominal[None], nu, self.norms, None, J, [], scale_only=True)
 
     def evaluate(self, state, nu: np.ndarray, J: "JacobianAccumulator | None" = None) -> np.ndarray:
         """μ (P, bins); with ``J`` given, ∂μ/∂ν of this sample's parameters is added into it."""
