@@ -341,3 +341,40 @@ def test_morph_state_equals_differences_of_the_response_settings():
         same = {"eps_ee_uV": np.full(8, u), "eps_ee_dV": np.full(8, 0.1)}
         kept, fresh = sig(same), sig.with_response(sig.response)(same)
         assert np.array_equal(kept[0], fresh[0]) and np.array_equal(kept[1][0][0], fresh[1][0][0])
+
+
+@pytest.mark.parametrize("with_state", [False, True])
+def test_template_morphed_below_zero_is_clipped_with_its_derivatives(with_state):
+    """μ = c · max(T(ν), 0) · r: a variant that drives bins negative gives μ = 0 there and a zero derivative; the other
+    bins' derivatives equal central differences; the gradient path equals the Jacobian contracted. Checked with
+    and without a physics ratio r, at points where no bin is clipped and where some are (both code paths)."""
+    from cevns.model.samples import GradientAccumulator, JacobianAccumulator
+
+    t0 = np.array([4.0, 1.0, 0.5, 2.0, 0.2])
+    up = np.array([5.0, 1.5, -1.0, 2.5, -0.4])  # bins 2 and 4 go below zero for ν ≳ 0.33
+    down = np.array([3.0, 0.6, 0.7, 1.0, 0.3])
+    ratio = np.array([[1.0, 0.9, 1.2, 1.1, 0.8], [0.7, 1.3, 1.0, 0.95, 1.05], [1.0, 1.0, 1.5, 0.5, 2.0]])
+    s = TemplateSample("t", t0, [GridModifier(1, VariantGrid([-1.0, 0.0, 1.0], 0.0), np.stack([down, t0, up]))],
+                       norms=[0], physics=(lambda phys: ratio) if with_state else None)
+    nu = np.array([[2.0, 0.1], [1.5, 0.6], [0.8, -0.4]])  # the second point is clipped in bins 2 and 4
+    st = s.prepare({}) if with_state else None
+    r = ratio if with_state else 1.0
+    T = np.where(nu[:, 1:2] >= 0, t0 + nu[:, 1:2] * (up - t0), t0 + nu[:, 1:2] * (t0 - down))  # HistFactory code 0
+    assert np.any(T < 0) and np.all(T[[0, 2]] > 0)
+    mu_ref = nu[:, :1] * np.maximum(T, 0.0) * r
+    J = JacobianAccumulator(3, 2, 5, dtype=np.float64)
+    mu = s.evaluate(st, nu, J)
+    assert np.allclose(mu, mu_ref, rtol=1e-13, atol=1e-15)
+    jac = J.result()
+    h = 1e-6
+    for k in range(2):
+        dp, dm = nu.copy(), nu.copy()
+        dp[:, k] += h
+        dm[:, k] -= h
+        fd = (s.evaluate(st, dp) - s.evaluate(st, dm)) / (2 * h)
+        assert np.allclose(jac[:, k], fd, rtol=1e-6, atol=1e-9), k
+    assert np.all(jac[1, 1, [2, 4]] == 0.0) and np.all(mu[1, [2, 4]] == 0.0)
+    w = np.random.default_rng(2).normal(size=(3, 5))
+    G = GradientAccumulator(3, 2)
+    s.evaluate(st, nu, G)
+    assert np.allclose(G.contract(w), np.einsum("pkb,pb->pk", jac, w), rtol=1e-12, atol=1e-14)

@@ -69,15 +69,17 @@ class StaticMorph:
         self.K = int(sum(sizes))
         self.OFF = (np.concatenate([m.off.reshape(m.grid.n, -1) for m in self.mods]) if self.mods
                     else np.zeros((0, int(np.prod(feat_shape)))))
+        self._with_base = None  # (base, OFF with the base as its last row) of the last delta(base=...)
 
     def __bool__(self) -> bool:
         return bool(self.mods)
 
-    def delta(self, nu: np.ndarray, jac: bool = False, factored: bool = False):
+    def delta(self, nu: np.ndarray, jac: bool = False, factored: bool = False, base: np.ndarray | None = None):
         """(Σ_j ΔV_j (P, *feat), ∂/∂ν_j (P, n_mods, *feat) or None); ``factored``: the derivatives as Wd (P, n_mods, K)
-        with ∂/∂ν_j = Wd[:, j] @ OFF (not multiplied out)."""
+        with ∂/∂ν_j = Wd[:, j] @ OFF (not multiplied out). ``base`` (*feat): returned added to the sum, as one more
+        row of the same matrix product (no extra pass over the (P, *feat) result)."""
         P = nu.shape[0]
-        W = np.zeros((P, self.K))
+        W = np.zeros((P, self.K + (base is not None)))
         Wd = np.zeros((P, len(self.mods), self.K)) if jac else None
         r = np.arange(P)
         for j, m in enumerate(self.mods):
@@ -88,7 +90,13 @@ class StaticMorph:
             if jac:
                 Wd[r, j, c] = -inv
                 Wd[r, j, c + 1] = inv
-        out = (W @ self.OFF).reshape((P,) + self.feat_shape)
+        if base is not None:
+            W[:, self.K] = 1.0
+            if self._with_base is None or self._with_base[0] is not base:
+                self._with_base = (base, np.vstack([self.OFF, np.reshape(base, (1, -1))]))
+            out = (W @ self._with_base[1]).reshape((P,) + self.feat_shape)
+        else:
+            out = (W @ self.OFF).reshape((P,) + self.feat_shape)
         if not jac:
             return out, None
         if factored:
@@ -571,13 +579,16 @@ class TemplateSample(_PhysicsSample):
         """μ (P, bins); with ``J`` given, ∂μ/∂ν of this sample's parameters is added into it."""
         blocks = []
         if self._morph:
-            t, Wd = self._morph.delta(nu, J is not None, factored=True)
-            t += self.nominal[None]
-            pos = t > 0
-            np.maximum(t, 0.0, out=t)
-            shape = t if state is None else t * state
+            t, Wd = self._morph.delta(nu, J is not None, factored=True, base=self.nominal)
+            pos = None  # bins clipped at 0 (the template morphed below zero), if any
+            if t.min() < 0.0:
+                pos = t > 0
+                np.maximum(t, 0.0, out=t)
+            if state is not None:
+                t *= state
+            shape = t
             if Wd is not None:  # ∂/∂ν_j = (Wd_j @ OFF) ⊙ [T > 0] ⊙ r(θ)
-                post = pos.astype(float) if state is None else pos * state
+                post = state if pos is None else (pos.astype(float) if state is None else pos * state)
                 blocks.append((np.array([m.param for m in self.mods]), _MorphRows(Wd, self._morph.OFF, post)))
         else:
             shape = self.nominal[None] if state is None else self.nominal[None] * state
