@@ -56,30 +56,32 @@ class GridModifier:
 
 
 class StaticMorph:
-    """Σ_j [V_j(ν_j) − V_j(nominal)] for fixed variants of several nuisances at P points, as one matrix product:
-    V_j(ν) − V_j,nom = (1 − f) off_j[i] + f off_j[i+1] with off_j[k] = V_j[k] − V_j,nom (the piecewise-linear
-    interpolation of :mod:`cevns.model.interpolation`), so Σ_j = W @ OFF with W (P, Σ_j n_j) holding the two weights
-    of each nuisance. Derivatives: (off_j[i+1] − off_j[i]) / (g_{i+1} − g_i), also one matrix product."""
+    """base + Σ_j [V_j(ν_j) − V_j(nominal)] for fixed variants of several nuisances at P points, as one matrix
+    product: V_j(ν) − V_j,nom = (1 − f) off_j[i] + f off_j[i+1] with off_j[k] = V_j[k] − V_j,nom (the piecewise-linear
+    interpolation of :mod:`cevns.model.interpolation`), so the whole is [W, 1] @ [OFF; base] with W (P, Σ_j n_j)
+    holding the two weights of each nuisance (the base is one more row: no extra pass over the (P, *feat) result).
+    Derivatives: (off_j[i+1] − off_j[i]) / (g_{i+1} − g_i), also one matrix product."""
 
-    def __init__(self, mods, feat_shape):
+    def __init__(self, mods, base: np.ndarray):
         self.mods = list(mods)
-        self.feat_shape = tuple(feat_shape)
+        base = np.asarray(base, float)
+        self.feat_shape = base.shape
         sizes = [m.grid.n for m in self.mods]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp) if sizes else np.zeros(0, np.intp)
         self.K = int(sum(sizes))
         self.OFF = (np.concatenate([m.off.reshape(m.grid.n, -1) for m in self.mods]) if self.mods
-                    else np.zeros((0, int(np.prod(feat_shape)))))
-        self._with_base = None  # (base, OFF with the base as its last row) of the last delta(base=...)
+                    else np.zeros((0, base.size)))
+        self._OFF_base = np.vstack([self.OFF, base.reshape(1, -1)])
 
     def __bool__(self) -> bool:
         return bool(self.mods)
 
-    def delta(self, nu: np.ndarray, jac: bool = False, factored: bool = False, base: np.ndarray | None = None):
-        """(Σ_j ΔV_j (P, *feat), ∂/∂ν_j (P, n_mods, *feat) or None); ``factored``: the derivatives as Wd (P, n_mods, K)
-        with ∂/∂ν_j = Wd[:, j] @ OFF (not multiplied out). ``base`` (*feat): returned added to the sum, as one more
-        row of the same matrix product (no extra pass over the (P, *feat) result)."""
+    def morphed(self, nu: np.ndarray, jac: bool = False, factored: bool = False):
+        """(base + Σ_j ΔV_j (P, *feat), ∂/∂ν_j (P, n_mods, *feat) or None); ``factored``: the derivatives as Wd
+        (P, n_mods, K) with ∂/∂ν_j = Wd[:, j] @ OFF (not multiplied out)."""
         P = nu.shape[0]
-        W = np.zeros((P, self.K + (base is not None)))
+        W = np.zeros((P, self.K + 1))
+        W[:, self.K] = 1.0
         Wd = np.zeros((P, len(self.mods), self.K)) if jac else None
         r = np.arange(P)
         for j, m in enumerate(self.mods):
@@ -90,13 +92,7 @@ class StaticMorph:
             if jac:
                 Wd[r, j, c] = -inv
                 Wd[r, j, c + 1] = inv
-        if base is not None:
-            W[:, self.K] = 1.0
-            if self._with_base is None or self._with_base[0] is not base:
-                self._with_base = (base, np.vstack([self.OFF, np.reshape(base, (1, -1))]))
-            out = (W @ self._with_base[1]).reshape((P,) + self.feat_shape)
-        else:
-            out = (W @ self.OFF).reshape((P,) + self.feat_shape)
+        out = (W @ self._OFF_base).reshape((P,) + self.feat_shape)
         if not jac:
             return out, None
         if factored:
@@ -275,6 +271,11 @@ class _PhysicsSample:
     def prepare(self, phys: dict):
         return self.physics(phys) if self.physics is not None else None
 
+    def evaluate_scale(self, nu: np.ndarray, J=None) -> np.ndarray:
+        """c (P,) of μ = c · ``static_shape`` for a sample that has one, derivatives into J
+        (:class:`cevns.model.forward.ForwardModel` multiplies the fixed shapes of all such samples at once)."""
+        return _normalise(self.static_shape[None], nu, self.norms, None, J, [], scale_only=True)
+
 
 class JacobianAccumulator:
     """∂μ/∂ν (P, m, bins) filled row by row by the samples (a row is written once and then added to)."""
@@ -395,8 +396,8 @@ class FactorisedSample(_PhysicsSample):
             if self.physics is None and (m.variants is None or m.variants.shape[1:] != self.energy.shape):
                 raise ConfigError(f"sample {self.name}: energy variants must have shape (n, {self.energy.shape})")
         self._cols = None if self.mask is None else np.flatnonzero(np.asarray(self.mask).ravel())
-        self._tmorph = StaticMorph(self.time_mods, self.time.shape)
-        self._emorph = StaticMorph(self.energy_mods, self.energy.shape) if self.physics is None else None
+        self._tmorph = StaticMorph(self.time_mods, self.time)
+        self._emorph = StaticMorph(self.energy_mods, self.energy) if self.physics is None else None
         self._memo1: dict = {}
         self._fixed = None  # the shape of a sample without physics, modifiers or group scales, computed once
         if self.physics is None and not self.energy_mods and not self.time_mods and self.group_norms is None:
@@ -439,11 +440,6 @@ class FactorisedSample(_PhysicsSample):
         """The shape (bins,) when μ = Π ν_k · shape (no physics, modifiers, group scales or free count), else None."""
         return self._fixed if self.count is None else None
 
-    def evaluate_scale(self, nu: np.ndarray, J=None) -> np.ndarray:
-        """c (P,) of μ = c · :attr:`static_shape`, derivatives into J (:class:`cevns.model.forward.ForwardModel`
-        multiplies the fixed shapes of all such samples at once)."""
-        return _normalise(self._fixed[None], nu, self.norms, None, J, [], scale_only=True)
-
     def evaluate(self, state, nu: np.ndarray, J: "JacobianAccumulator | None" = None) -> np.ndarray:
         """μ (P, bins); with ``J`` given, ∂μ/∂ν of this sample's parameters is added into it."""
         jac = J is not None
@@ -455,14 +451,12 @@ class FactorisedSample(_PhysicsSample):
             A0, Vs = state
             A, dA = _morph_state(A0, self.energy_mods, Vs, nu, jac)
         elif self._emorph:
-            A, dAs = self._emorph.delta(nu, jac)
-            A = A + self.energy[None]
+            A, dAs = self._emorph.morphed(nu, jac)
             dA = [] if dAs is None else [(m.param, dAs[:, j]) for j, m in enumerate(self.energy_mods)]
         else:
             A, dA = self.energy[None], []
         if self._tmorph:
-            B, dBs = self._tmorph.delta(nu, jac)
-            B = B + self.time[None]
+            B, dBs = self._tmorph.morphed(nu, jac)
             if dBs is not None:  # (P, n_mods, Gt, n_t): the time derivatives on the time factors only
                 dBs = dBs.reshape((P, len(self.time_mods)) + self.time.shape)
         else:
@@ -562,7 +556,7 @@ class TemplateSample(_PhysicsSample):
             if m.variants is None or m.variants.shape[1:] != self.nominal.shape:
                 raise ConfigError(f"sample {self.name}: variants must have shape (n, {self.nominal.size})")
         self.n_bins = self.nominal.size
-        self._morph = StaticMorph(self.mods, self.nominal.shape)
+        self._morph = StaticMorph(self.mods, self.nominal)
 
     @staticmethod
     def take(state, idx):
@@ -575,15 +569,11 @@ class TemplateSample(_PhysicsSample):
         """The template (bins,) when μ = Π ν_k · template (no modifiers, physics or free count), else None."""
         return self.nominal if not self._morph and self.physics is None and self.count is None else None
 
-    def evaluate_scale(self, nu: np.ndarray, J=None) -> np.ndarray:
-        """c (P,) of μ = c · :attr:`static_shape` (see :meth:`FactorisedSample.evaluate_scale`)."""
-        return _normalise(self.nominal[None], nu, self.norms, None, J, [], scale_only=True)
-
     def evaluate(self, state, nu: np.ndarray, J: "JacobianAccumulator | None" = None) -> np.ndarray:
         """μ (P, bins); with ``J`` given, ∂μ/∂ν of this sample's parameters is added into it."""
         blocks = []
         if self._morph:
-            t, Wd = self._morph.delta(nu, J is not None, factored=True, base=self.nominal)
+            t, Wd = self._morph.morphed(nu, J is not None, factored=True)
             pos = None  # bins clipped at 0 (the template morphed below zero), if any
             if t.min() < 0.0:
                 pos = t > 0
