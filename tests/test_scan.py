@@ -138,6 +138,33 @@ def test_scan_on_an_existing_dask_cluster_equals_serial(recipe, tmp_path):
         assert np.array_equal(serial.chi2, via_client.chi2)
         via_addr = scan(recipe, axes, progress=False, block_points=3, polish=False, scheduler=addr)
         assert np.array_equal(serial.chi2, via_addr.chi2)
+        # the polish: on Dask it is started when one block is left, from the blocks done, and kept only if the last
+        # block holds none of the three lowest points. One worker runs the blocks in order, so the last is the last
+        # block of the plan: the grid minimum in the first blocks (the speculative polish is kept: one polish) or in
+        # the last (it is redone: two); both give the serial result exactly
+        from cevns.inference import scan as scan_mod
+
+        calls = []
+        real = scan_mod._polish
+
+        def counting(*a, **k):
+            calls.append(k.get("scheduler"))
+            return real(*a, **k)
+
+        scan_mod._polish = counting
+        try:
+            for grid, n_polish in ((np.linspace(0.1, 0.4, 20), 1), (np.linspace(0.0, 0.215, 20), 2)):
+                ax = {"sin2_theta_w": grid}
+                ser = scan(recipe, ax, progress=False, block_points=3)
+                lows = np.argsort(ser.chi2, kind="stable")[:3]
+                assert (max(lows) >= 17) == (n_polish == 2) and 0 < lows[0] < 19  # the cases meant
+                calls.clear()
+                dis = scan(recipe, ax, progress=False, block_points=3, scheduler=client)
+                assert len(calls) == n_polish and all(c is client for c in calls)
+                assert dis.best_fit == ser.best_fit and dis.chi2_min == ser.chi2_min
+                assert np.array_equal(dis.chi2, ser.chi2) and dis.chi2_min <= ser.chi2.min()
+        finally:
+            scan_mod._polish = real
         client.close()
     finally:
         from cevns.inference import scan as scan_mod

@@ -1,15 +1,16 @@
 """Profile-likelihood scans over physics parameters, limits, Feldman–Cousins and Asimov sensitivity.
 
 Scans evaluate χ²(θ) = min_ν [−2 ln L(θ, ν)] on a grid with :func:`cevns.inference.batch.profile_batch`. The grid is
-cut into blocks of about a thousand points (:func:`plan_blocks`); each block is profiled coarse to fine (strides 16,
-8, 4, 2, 1), every new point starting from the nuisances and the information matrix interpolated between its
-converged neighbours, so most points need one Jacobian-free gradient and one χ² evaluation. The coarse lattices
-(strides 16, 8, 4) of a group of four neighbouring blocks are profiled together, the fine ones block by block. Groups
-and blocks run serially or on a Dask cluster (``scheduler='local'``, an address, or a Client; a task per group, then
-one per block) and are planned independently of the scheduler, so serial and distributed results are identical.
-Δχ² is taken from the global minimum (local grids of a quarter grid step around the three lowest grid points,
-profiled together in one batch, unless the grid minimum sits at the edge of the scan, which is reported as a
-warning).
+cut into blocks of about a thousand points, as even as the rows allow (:func:`plan_blocks`); each block is profiled
+coarse to fine (strides 16, 8, 4, 2, 1), every new point starting from the nuisances and the information matrix
+interpolated between its converged neighbours, so most points need one Jacobian-free gradient and one χ² evaluation.
+The coarse lattices (strides 16, 8, 4) of a group of :data:`GROUP_BLOCKS` neighbouring blocks are profiled together,
+the fine ones block by block. Groups and blocks run serially or on a Dask cluster (``scheduler='local'``, an address,
+or a Client; a task per group, then one per block) and are planned independently of the scheduler, so serial and
+distributed results are identical. Δχ² is taken from the global minimum (local grids of a quarter grid step around
+the three lowest grid points, profiled in :data:`POLISH_PARTS` fixed parts, unless the grid minimum sits at the edge
+of the scan, which is reported as a warning). On Dask the polish starts on the idle workers when one block is left,
+from the blocks done, and is kept only if the last block holds none of the three lowest points.
 """
 from __future__ import annotations
 
@@ -155,8 +156,10 @@ def _lattice(R: int, C: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
 #: batch per lattice for the group): alone, each block's few coarse points cost one call per Newton step, most of
 #: the calls of a scan (measured on the 101 × 101 NSI grid: 176 of 251 Newton steps, 0.64 of 2.2 s)
 SHARED_STRIDES = (16, 8, 4)
-#: blocks per group for the shared coarse lattices (a fixed number, so serial and Dask runs batch alike)
-GROUP_BLOCKS = 4
+#: blocks per group for the shared coarse lattices (a fixed number, so serial and Dask runs batch alike): five makes
+#: the 101 × 101 grid's ten blocks two groups, whose coarse lattices two workers profile at once (with four, a third
+#: group's task left one worker idle or delayed; and fewer, larger calls: 115 Jacobian calls per scan against 131)
+GROUP_BLOCKS = 5
 
 
 #: the stride of the first (coarsest) lattice of a block: its points start from the nuisance defaults
@@ -309,11 +312,13 @@ def _profile_block_of_group(recipe_or_model, phys, fixed, n_iter, inits: list[di
 
 def plan_blocks(shape: tuple[int, ...], block_points: int = 1024) -> list[tuple[int, int]]:
     """Row ranges along the first axis (points along the only axis of a 1-D grid) of about ``block_points`` points
-    each: the same for serial and distributed runs, so both give identical results."""
+    each, as even as the rows allow (no short last block: a block of one row would cost a task and its coarse
+    points for little work): the same for serial and distributed runs, so both give identical results."""
     n0 = shape[0]
     per_row = int(np.prod(shape[1:])) if len(shape) > 1 else 1
-    rows = max(1, int(round(block_points / per_row)))
-    return [(a, min(a + rows, n0)) for a in range(0, n0, rows)]
+    n_blocks = max(1, min(n0, int(round(n0 * per_row / block_points))))
+    edges = np.linspace(0, n0, n_blocks + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
 def estimate_scan(model, n_points: int, n_pilot: int = 32, axes: dict | None = None, fixed: dict | None = None) -> dict:
@@ -417,21 +422,47 @@ def scan(model, axes: dict[str, np.ndarray], fixed: dict | None = None, progress
     if len(shape) > 2 and refine:
         raise ConfigError("adaptive refinement handles 1-D and 2-D scans")
     desc = "scan " + " × ".join(names)
+    dask = scheduler not in (None, "serial") and isinstance(model, ModelRecipe)
+
+    def polish_around(lows, nu_starts):
+        """The polish of the three lowest grid points ``lows``, or None where there is none: a grid minimum on the edge
+        of the scan (or of a degenerate band) is not refined. Around the three lowest grid points: in a narrow valley
+        between grid points the lowest grid value need not sit next to the valley's lowest point."""
+        if not polish or _edge_warnings(names, axes, lows[0], {n: float(mesh[n][lows[0]]) for n in names}):
+            return None
+        return _polish(model if dask else built, names, axes, lows, fixed, nu_starts,
+                       scheduler=scheduler if dask else None)
+
+    speculative = {}
+
+    def speculate(chi_part, nuh_part):
+        """On Dask, once one block is left: the polish around the three lowest points of the blocks done, on the idle
+        workers. It is used only if the last block holds none of the three lowest points (then its lows, their order
+        and their starts are those of the whole grid, and so is its result)."""
+        lows = _lowest(chi_part)
+        if np.isfinite(chi_part[lows[-1]]):
+            speculative["lows"], speculative["polish"] = lows, polish_around(lows, [nuh_part[i] for i in lows])
+
     if refine:
         chi, nuh, evaluated = _refined(model, mesh, shape, fixed, n_iter, progress, scheduler, block_points,
                                        refine_levels, desc)
     else:
-        chi, nuh = _profile_grid(model, mesh, shape, fixed, n_iter, progress, scheduler, block_points, desc)
+        chi, nuh = _profile_grid(model, mesh, shape, fixed, n_iter, progress, scheduler, block_points, desc,
+                                 on_last=speculate if dask and polish else None)
         evaluated = None
-    i_min = np.unravel_index(int(np.argmin(chi)), shape)
+    lows = _lowest(chi)
+    i_min = lows[0]
     best = {n: float(mesh[n][i_min]) for n in names}
     chi_min = float(chi[i_min])
     warnings = _edge_warnings(names, axes, i_min, best)
-    if polish and not warnings:  # a grid minimum on the edge of the scan (or of a degenerate band) is not refined
-        # around the three lowest grid points: in a narrow valley between grid points the lowest grid value need not
-        # sit next to the valley's lowest point
-        lows = [np.unravel_index(int(k), shape) for k in np.argsort(chi, axis=None)[:3]]
-        b_k, c_k = _polish(built, names, axes, lows, fixed, [nuh[i] for i in lows])
+    if speculative.get("lows") == lows:
+        polished = speculative["polish"]
+    else:
+        if speculative.get("polish") is not None:
+            speculative["polish"].cancel()
+        polished = polish_around(lows, [nuh[i] for i in lows])
+    if polished is not None:
+        b_k, c_k = polished.result()
         if c_k < chi_min:
             best, chi_min = b_k, c_k
             # the polished point may reach the edge of the range although the grid minimum did not
@@ -462,7 +493,14 @@ def _edge_warnings(names, axes, i_min, best) -> list[str]:
     return out
 
 
-def _profile_grid(model, mesh, shape, fixed, n_iter, progress, scheduler, block_points, desc):
+def _lowest(chi: np.ndarray, k: int = 3) -> list[tuple]:
+    """Index tuples of the ``k`` lowest values of ``chi``, lowest first (a stable sort: ties in grid order, the
+    first of them the grid minimum that ``argmin`` finds)."""
+    return [tuple(int(j) for j in np.unravel_index(int(i), chi.shape))
+            for i in np.argsort(chi, axis=None, kind="stable")[:k]]
+
+
+def _profile_grid(model, mesh, shape, fixed, n_iter, progress, scheduler, block_points, desc, on_last=None):
     """χ² and ν̂ on a full grid, block by block."""
     n0 = shape[0]
     rows = {k: v.reshape(n0, -1) for k, v in mesh.items()}
@@ -471,10 +509,23 @@ def _profile_grid(model, mesh, shape, fixed, n_iter, progress, scheduler, block_
         blocks = [{k: v[a:b].reshape(1, -1) for k, v in rows.items()} for a, b in spans]
     else:
         blocks = [{k: v[a:b] for k, v in rows.items()} for a, b in spans]
-    results = run_blocks(model, blocks, fixed, n_iter, progress, scheduler, desc)
-    chi = np.concatenate([r[0].ravel() for r in results]).reshape(shape)
-    nuh = np.concatenate([r[1].reshape(-1, r[1].shape[-1]) for r in results]).reshape(shape + (-1,))
-    return chi, nuh
+
+    def assemble(results):
+        """χ² (+inf where a block is not done) and ν̂ on the grid: blocks are consecutive runs of the grid's C order."""
+        m = next(r[1].shape[-1] for r in results if r is not None)
+        chi, nuh = np.full(int(np.prod(shape)), np.inf), np.zeros((int(np.prod(shape)), m))
+        a = 0
+        for (r0, r1), r in zip(spans, results):
+            n = (r1 - r0) * per_row
+            if r is not None:
+                chi[a:a + n], nuh[a:a + n] = r[0].ravel(), r[1].reshape(n, m)
+            a += n
+        return chi.reshape(shape), nuh.reshape(shape + (m,))
+
+    per_row = next(iter(rows.values())).shape[1]
+    results = run_blocks(model, blocks, fixed, n_iter, progress, scheduler, desc,
+                         on_last=None if on_last is None else lambda out: on_last(*assemble(out)))
+    return assemble(results)
 
 
 def _refined(model, mesh, shape, fixed, n_iter, progress, scheduler, block_points, levels, desc, stride: int = 4):
@@ -520,12 +571,20 @@ def _refined(model, mesh, shape, fixed, n_iter, progress, scheduler, block_point
     return chi, nuh, refine | coarse_mask
 
 
-def _polish(model, names, axes, lows, fixed, nu_starts, per_step: int = 4):
+#: the polish's points are profiled in this many fixed parts (serially one after the other, on Dask as that many
+#: tasks): the same parts on every scheduler keep serial and distributed results identical, and two workers halve
+#: the polish (0.07 s of a 1.2 s two-worker NSI scan)
+POLISH_PARTS = 2
+
+
+def _polish(model, names, axes, lows, fixed, nu_starts, per_step: int = 4, scheduler=None):
     """Refine the lowest grid points ``lows`` (index tuples) on local grids, ``per_step`` points per grid step,
     spanning each one's neighbouring grid cells (clipped to the scanned range): up to (2·per_step + 1)^d points each for
     d ≤ 2 (3^d beyond), the union profiled in one batch, each point warm-started from ν̂ (``nu_starts``) of the first
-    of ``lows`` whose local grid holds it. Returns (best point, χ²) of the local grids. One batched profile instead of
-    a sequential simplex: the same answer on every scheduler, in ~1/10 of the time."""
+    of ``lows`` whose local grid holds it. One batched profile instead of a sequential simplex: the same answer on
+    every scheduler, in ~1/10 of the time. The batch is cut into :data:`POLISH_PARTS` parts, profiled one after the
+    other, or submitted at once to Dask (``scheduler``; ``model`` must then be a :class:`ModelRecipe`). Returns a
+    :class:`_Polished`, whose ``result()`` is (best point, χ²) of the local grids."""
     seen: dict = {}
     for i_min, nu0 in zip(lows, nu_starts):
         pts = []
@@ -541,10 +600,38 @@ def _polish(model, names, axes, lows, fixed, nu_starts, per_step: int = 4):
     size = coords.shape[0]
     phys.update({k: np.full(size, float(v)) for k, v in fixed.items()})
     start = None if any(v is None for v in seen.values()) else np.array([np.asarray(v, float) for v in seen.values()])
+    parts = [p for p in np.array_split(np.arange(size), min(POLISH_PARTS, size)) if p.size]
+    args = [({k: v[p] for k, v in phys.items()}, None if start is None else start[p]) for p in parts]
+    if scheduler in (None, "serial"):
+        built = model.build() if isinstance(model, ModelRecipe) else model
+        return _Polished(phys, names, [_profile_points(built, ph, st) for ph, st in args])
+    client = dask_client(scheduler)
+    return _Polished(phys, names, [client.submit(_profile_points, model, ph, st, pure=False) for ph, st in args],
+                     client)
+
+
+class _Polished:
+    """The polish's parts (χ² arrays, or Dask futures of them): ``result()`` → (best point, χ²)."""
+
+    def __init__(self, phys: dict, names: list, parts: list, client=None):
+        self.phys, self.names, self.parts, self.client = phys, names, parts, client
+
+    def result(self) -> tuple[dict, float]:
+        chi = np.concatenate(self.parts if self.client is None else self.client.gather(self.parts))
+        j = int(np.argmin(chi))
+        return {n: float(self.phys[n][j]) for n in self.names}, float(chi[j])
+
+    def cancel(self) -> None:
+        if self.client is not None:
+            self.client.cancel(self.parts)
+
+
+def _profile_points(recipe_or_model, phys: dict, start) -> np.ndarray:
+    """χ² of points profiled to convergence (profile_batch's default tolerance) from ``start`` (a part of the polish;
+    a Dask task)."""
+    model = recipe_or_model.build() if isinstance(recipe_or_model, ModelRecipe) else recipe_or_model
     with _single_thread():
-        chi, _ = profile_batch(model, phys, start=start)
-    j = int(np.argmin(chi))
-    return {n: float(phys[n][j]) for n in names}, float(chi[j])
+        return profile_batch(model, phys, start=start)[0]
 
 
 # ---- executors ---------------------------------------------------------------------------------------------------
@@ -602,8 +689,10 @@ def dask_client(scheduler):
     return client
 
 
-def run_blocks(model, blocks, fixed, n_iter, progress, scheduler, desc):
-    """Profile every block, serially or on Dask, with a progress bar counting points (rate and ETA)."""
+def run_blocks(model, blocks, fixed, n_iter, progress, scheduler, desc, on_last=None):
+    """Profile every block, serially or on Dask, with a progress bar counting points (rate and ETA). On Dask,
+    ``on_last(results)`` (None for the blocks not done) is called once, when one block is left: what it submits runs
+    on the workers that the last block leaves idle."""
     from tqdm import tqdm
 
     sizes = [int(np.prod(next(iter(b.values())).shape)) for b in blocks]
@@ -631,10 +720,12 @@ def run_blocks(model, blocks, fixed, n_iter, progress, scheduler, desc):
                    for g, sh in zip(groups, shared) for j, i in enumerate(g)]
         index = {f.key: i for i, f in enumerate(futures)}
         out = [None] * len(futures)
-        for fut in as_completed(futures):
+        for done, fut in enumerate(as_completed(futures), start=1):
             i = index[fut.key]
             out[i] = fut.result()
             bar.update(sizes[i])
+            if done == len(futures) - 1 and on_last is not None:
+                on_last(out)
         return out
     finally:
         bar.close()
