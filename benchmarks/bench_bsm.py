@@ -32,7 +32,7 @@ def bench_nsi():
 def bench_nsi_dask2():
     """The same scan on a local Dask cluster of two single-threaded worker processes (started once, reused; the
     cluster start-up, the model build and one warm-up scan on every worker are excluded; the polish of the minimum
-    runs in this process, as in the serial scan)."""
+    runs on the workers, started when one block is left)."""
     from dask.distributed import Client
 
     from cevns.inference.scan import scan, start_local_cluster
