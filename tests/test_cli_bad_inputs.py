@@ -60,7 +60,7 @@ CASES = [
     ("plot-unwritable", ["scan", *CSI17, *MU, "--plot", "/proc/cevns_test/p.png"], "--plot"),
     ("bogus-scheduler", ["scan", *CSI17, *MU, "--scheduler", "bogus"], "scheduler"),
     ("unreachable-scheduler", ["scan", *CSI17, *MU, "--scheduler", "tcp://127.0.0.1:9"], "cannot reach"),
-    ("huge-grid", ["scan", *CSI17, "--param", "mu_nu_e=0:50:2001", "--param", "g_zprime=0:1:2001"], "--force"),
+    ("huge-grid", ["scan", *CSI17, "--param", "mu_nu_e=0:50:4001", "--param", "g_zprime=0:1:4001"], "--force"),
     ("absurd-grid", ["scan", *CSI17, "--param", "mu_nu_e=0:50:100000", "--param", "g_zprime=0:1:100000"],
      "--force"),
     ("unknown-parameter", ["scan", *CSI17, "--param", "eps_xx_uV=0:1:3"], "unknown physics parameter"),

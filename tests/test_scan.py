@@ -506,3 +506,28 @@ print(out[0])
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert int(res.stdout.split()[-1]) < 1000
+
+
+def test_estimate_pilots_the_middle_block_of_the_plan(monkeypatch, recipe):
+    """The pilot of estimate_scan is the middle block of the scan's own plan (the earlier, smaller pilot doubled the
+    estimate), cut around the middle of its later axes when it holds more than PILOT_POINTS points."""
+    import cevns.inference.scan as S
+
+    seen = []
+    monkeypatch.setattr(S, "_profile_block", lambda model, phys, fixed, n_iter, **k: seen.append(
+        {name: np.array(v) for name, v in phys.items()}))
+    x = np.linspace(0.1, 0.4, 20001)
+    est = S.estimate_scan(recipe, x.size, axes={"sin2_theta_w": x})
+    spans = S.plan_blocks((x.size,))
+    a, b = spans[len(spans) // 2]
+    assert 0 < a < b < x.size and np.array_equal(seen[-1]["sin2_theta_w"].ravel(), x[a:b])
+    assert est["points"] == x.size and est["seconds"] > 0
+    # a block of one row of 10001 points: the pilot is that row's middle PILOT_POINTS points
+    two = ModelRecipe(("coherent-csi-2017",), ("mu_nu_e", "sin2_theta_w"))
+    mu, s2 = np.linspace(0.0, 50.0, 4001), np.linspace(0.1, 0.4, 10001)
+    S.estimate_scan(two, mu.size * s2.size, axes={"mu_nu_e": mu, "sin2_theta_w": s2})
+    spans = S.plan_blocks((mu.size, s2.size))
+    r0, r1 = spans[len(spans) // 2]
+    m0 = (s2.size - S.PILOT_POINTS) // 2
+    assert r1 - r0 == 1 and np.all(seen[-1]["mu_nu_e"] == mu[r0])
+    assert np.array_equal(seen[-1]["sin2_theta_w"].ravel(), s2[m0:m0 + S.PILOT_POINTS])
