@@ -531,3 +531,18 @@ def test_estimate_pilots_the_middle_block_of_the_plan(monkeypatch, recipe):
     m0 = (s2.size - S.PILOT_POINTS) // 2
     assert r1 - r0 == 1 and np.all(seen[-1]["mu_nu_e"] == mu[r0])
     assert np.array_equal(seen[-1]["sin2_theta_w"].ravel(), s2[m0:m0 + S.PILOT_POINTS])
+
+
+def test_lowest_points_equal_a_stable_sort_of_the_grid():
+    """The three lowest grid points (the polish's starts, and on Dask the check that a speculative polish is the
+    right one) are those of a stable sort of the whole grid, ties in grid order, with +inf for blocks not done."""
+    from cevns.inference.scan import _lowest
+
+    rng = np.random.default_rng(3)
+    for _ in range(500):
+        shape = tuple(int(n) for n in rng.integers(1, 7, size=rng.integers(1, 3)))
+        a = rng.integers(0, 4, size=shape).astype(float)  # many ties
+        if rng.random() < 0.3:
+            a.ravel()[rng.integers(0, a.size)] = np.inf
+        order = np.argsort(a, axis=None, kind="stable")[:3]
+        assert _lowest(a) == [tuple(int(j) for j in np.unravel_index(int(i), a.shape)) for i in order]

@@ -512,8 +512,16 @@ def _edge_warnings(names, axes, i_min, best) -> list[str]:
 def _lowest(chi: np.ndarray, k: int = 3) -> list[tuple]:
     """Index tuples of the ``k`` lowest values of ``chi``, lowest first (a stable sort: ties in grid order, the
     first of them the grid minimum that ``argmin`` finds)."""
-    return [tuple(int(j) for j in np.unravel_index(int(i), chi.shape))
-            for i in np.argsort(chi, axis=None, kind="stable")[:k]]
+    flat = chi.ravel()
+    idx = np.arange(flat.size)
+    if flat.size > k:  # the k lowest without sorting the grid: below the k-th value, then its first ties
+        v = np.partition(flat, k - 1)[k - 1]
+        below = np.flatnonzero(flat < v)
+        idx = np.concatenate([below, np.flatnonzero(flat == v)[:k - below.size]])
+        if idx.size < k:  # NaN among the lowest: the full stable sort
+            idx = np.argsort(flat, kind="stable")[:k]
+    idx = idx[np.lexsort((idx, flat[idx]))][:k]
+    return [tuple(int(j) for j in np.unravel_index(int(i), chi.shape)) for i in idx]
 
 
 def _profile_grid(model, mesh, shape, fixed, n_iter, progress, scheduler, block_points, desc, on_last=None):
