@@ -1,8 +1,9 @@
 """Benchmarks: ``python benchmarks/run.py [--json FILE] [--only PREFIX]`` prints a table of timings.
 
 Each ``benchmarks/bench_*.py`` module defines ``BENCHMARKS``: a list of (key, goal_seconds, function) where the
-function returns the measured time in seconds (it times what the key names, with setup excluded). Goals are
-for the 2-core reference machine; nothing here is a test.
+function returns the measured time in seconds (it times what the key names, with setup excluded), or for a key
+that does not end in ``_s`` a ratio of times (smaller is better, like a time). Goals are for the 2-core reference
+machine; nothing here is a test.
 """
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ def main(argv=None) -> int:
         t = float(fn())
         results[key] = t
         status = "ok" if t <= goal else "SLOW"
-        print(f"{key:<28} {t:>11.3g}s {goal:>9.3g}s  {status}", flush=True)
+        unit = "s" if key.endswith("_s") or "_s_per_" in key else " "  # the others are ratios
+        print(f"{key:<28} {t:>11.3g}{unit} {goal:>9.3g}{unit}  {status}", flush=True)
     if args.json:
         payload = dict(results, machine=platform.platform(), python=sys.version.split()[0])
         args.json.write_text(json.dumps(payload, indent=2))
