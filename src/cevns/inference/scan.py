@@ -346,12 +346,12 @@ def estimate_scan(model, n_points: int, n_pilot: int = 32, axes: dict | None = N
         sub = {first: vals[first][r0:r1]}
         room = max(1, PILOT_POINTS // (r1 - r0))
         for k in list(vals)[1:]:  # the later axes, each cut around its middle to what the budget leaves
-            keep = max(2, min(len(vals[k]), room)) if room >= 2 else 1
+            keep = min(len(vals[k]), max(2, room))
             m0 = (len(vals[k]) - keep) // 2
             sub[k] = vals[k][m0:m0 + keep]
             room = max(1, room // keep)
         _, _, mesh = _grid(sub)  # the pilot's own small grid (never the whole one)
-        rows = {k: v.reshape(v.shape[0], -1) if len(shape) > 1 else v.reshape(1, -1) for k, v in mesh.items()}
+        rows = _block_arrays(mesh)
         n_done = next(iter(rows.values())).size
         # untimed: what the first profile in a process builds once (the signal's stacked response matrices), which
         # doubled the estimate of a 101 x 101 NSI scan
@@ -438,7 +438,7 @@ def scan(model, axes: dict[str, np.ndarray], fixed: dict | None = None, progress
     if len(shape) > 2 and refine:
         raise ConfigError("adaptive refinement handles 1-D and 2-D scans")
     desc = "scan " + " × ".join(names)
-    dask = scheduler not in (None, "serial") and isinstance(model, ModelRecipe)
+    on_dask = scheduler not in (None, "serial") and isinstance(model, ModelRecipe)
 
     def polish_around(lows, nu_starts):
         """The polish of the three lowest grid points ``lows``, or None where there is none: a grid minimum on the edge
@@ -446,8 +446,8 @@ def scan(model, axes: dict[str, np.ndarray], fixed: dict | None = None, progress
         between grid points the lowest grid value need not sit next to the valley's lowest point."""
         if not polish or _edge_warnings(names, axes, lows[0], {n: float(mesh[n][lows[0]]) for n in names}):
             return None
-        return _polish(model if dask else built, names, axes, lows, fixed, nu_starts,
-                       scheduler=scheduler if dask else None)
+        return _polish(model if on_dask else built, names, axes, lows, fixed, nu_starts,
+                       scheduler=scheduler if on_dask else None)
 
     speculative = {}
 
@@ -464,7 +464,7 @@ def scan(model, axes: dict[str, np.ndarray], fixed: dict | None = None, progress
                                        refine_levels, desc)
     else:
         chi, nuh = _profile_grid(model, mesh, shape, fixed, n_iter, progress, scheduler, block_points, desc,
-                                 on_last=speculate if dask and polish else None)
+                                 on_last=speculate if on_dask and polish else None)
         evaluated = None
     lows = _lowest(chi)
     i_min = lows[0]
@@ -524,15 +524,16 @@ def _lowest(chi: np.ndarray, k: int = 3) -> list[tuple]:
     return [tuple(int(j) for j in np.unravel_index(int(i), chi.shape)) for i in idx]
 
 
+def _block_arrays(part: dict) -> dict:
+    """A block's arrays (R, C) from a run of rows of the grid's mesh (R, …): the later axes flattened into C; a
+    1-D run of points is one row (R = 1)."""
+    return {k: v.reshape(1, -1) if v.ndim == 1 else v.reshape(v.shape[0], -1) for k, v in part.items()}
+
+
 def _profile_grid(model, mesh, shape, fixed, n_iter, progress, scheduler, block_points, desc, on_last=None):
     """χ² and ν̂ on a full grid, block by block."""
-    n0 = shape[0]
-    rows = {k: v.reshape(n0, -1) for k, v in mesh.items()}
     spans = plan_blocks(shape, block_points)
-    if len(shape) == 1:
-        blocks = [{k: v[a:b].reshape(1, -1) for k, v in rows.items()} for a, b in spans]
-    else:
-        blocks = [{k: v[a:b] for k, v in rows.items()} for a, b in spans]
+    blocks = [_block_arrays({k: v[a:b] for k, v in mesh.items()}) for a, b in spans]
 
     def assemble(results):
         """χ² (+inf where a block is not done) and ν̂ on the grid: blocks are consecutive runs of the grid's C order."""
@@ -546,7 +547,7 @@ def _profile_grid(model, mesh, shape, fixed, n_iter, progress, scheduler, block_
             a += n
         return chi.reshape(shape), nuh.reshape(shape + (m,))
 
-    per_row = next(iter(rows.values())).shape[1]
+    per_row = int(np.prod(shape[1:]))
     results = run_blocks(model, blocks, fixed, n_iter, progress, scheduler, desc,
                          on_last=None if on_last is None else lambda out: on_last(*assemble(out)))
     return assemble(results)
