@@ -240,11 +240,18 @@ class Prevalidator:
         if pool is None:
             return
         procs = list((getattr(pool, "_processes", None) or {}).values())
+        # the executor's manager thread tells the worker to exit and joins (reaps) it; joining the process here as
+        # well raced with that join (the loser's waitpid fails and the live-looking process was "killed" with a
+        # warning, although it had exited), so this waits for the manager thread and only then looks at the worker
+        manager = getattr(pool, "_executor_manager_thread", None)  # shutdown() forgets it
         pool.shutdown(wait=False, cancel_futures=True)
-        deadline = time.monotonic() + timeout
+        if manager is not None:
+            manager.join(timeout)
         for p in procs:
-            p.join(max(0.0, deadline - time.monotonic()))
-            if p.is_alive():
-                log.warning("validation worker did not exit within %.0f s; killed", timeout)
-                p.kill()
-                p.join(1.0)
+            if p.exitcode is None and (manager is None or manager.is_alive()):
+                if manager is None:
+                    p.join(timeout)
+                if p.exitcode is None:
+                    log.warning("validation worker did not exit within %.0f s; killed", timeout)
+                    p.kill()
+                    p.join(1.0)
