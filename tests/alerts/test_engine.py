@@ -79,6 +79,36 @@ def test_alert_states_new_update_retraction():
     assert len({x.alert_id for x in (n, u, u2, r)}) == 4
 
 
+def test_alert_cause_is_the_groups_own_change_however_the_batches_fall():
+    """cause_uuid (and with it alert_id) names the message that made the group's alert: the burst's later message,
+    or the retraction; never another message that happened to share the batch (before: the batch's last one)."""
+    t0 = UTCTime.parse("2030-01-01T00:00:00Z")
+    dets = ["XENONnT", "JUNO", "DUNE", "HALO", "LVD", "KamLAND"]
+    bursts = [(coincidence_message(dets[k % 6], t0.add_ns(14 * k * NS)),
+               coincidence_message(dets[(k + 1) % 6], t0.add_ns(14 * k * NS + NS // 4))) for k in range(6)]
+    msgs = [m for b in bursts for m in b]
+
+    def run(cuts):
+        eng, out = CoincidenceEngine(), []
+        for a, b in zip([0, *cuts], [*cuts, len(msgs)]):
+            with eng.batch() as alerts:
+                for m in msgs[a:b]:
+                    eng.add(m)
+            out += alerts
+        return eng, out
+    _, single = run(list(range(1, len(msgs))))
+    assert [a.cause for a in single] == [b.uuid for _, b in bursts]  # independent reference: who completed it
+    for cuts in ([], [3, 7], [2, 4, 6, 8, 10]):
+        eng, got = run(cuts)
+        assert sorted((a.alert_id, a.cause) for a in got) == sorted((a.alert_id, a.cause) for a in single), cuts
+    far = coincidence_message("DUNE", t0.add_ns(3600 * NS))
+    r = retraction_message(bursts[2][0].detector_name, retract_uuid=bursts[2][0].uuid)
+    with eng.batch() as alerts:
+        eng.retract(r)
+        eng.add(far)
+    assert [(a.state, a.cause) for a in alerts] == [("RETRACTION", r.uuid)]
+
+
 def test_retraction_removes_only_named_message():
     eng = CoincidenceEngine()
     t = UTCTime.parse("2030-01-01T00:00:00Z")
@@ -257,7 +287,7 @@ def test_batch_alerts_are_the_diff_of_all_groups(first, later, retract, sent_shi
                 eng.add(m)
     want = []
     for n, ch in sorted(eng.channels.items()):
-        want += _diff(n, before.get(n, {}), _all_groups(ch), "", w, ch.alive)
+        want += _diff(n, before.get(n, {}), _all_groups(ch), [], w, ch.alive)
     assert [(a.state, a.uuids, a.previous_detectors) for a in out] == \
            [(a.state, a.uuids, a.previous_detectors) for a in want]
 

@@ -170,3 +170,74 @@ def test_worker_close_is_quiet_and_kills_only_a_hung_worker(caplog):
     pv.close(timeout=1.0)
     assert time.monotonic() - t0 < 5 and not any(p.is_alive() for p in procs)
     assert any("did not exit within 1 s; killed" in r.getMessage() for r in caplog.records)
+
+
+def test_run_validates_the_next_batch_while_it_applies_this_one(keys, tmp_path, monkeypatch):
+    """In a flood, run() hands the records the consumer already holds to the worker before it applies the current
+    batch (two batches outstanding); every message is archived once and the alerts are those of one in-process
+    batch.  A batch that fails is retried without its (consumed) worker results, and nothing is lost."""
+    import threading
+    import time
+
+    import cevns.alerts.server as server_mod
+
+    monkeypatch.setattr(server_mod.os, "cpu_count", lambda: 2)
+    now = recent(0.0).elapsed_ns
+    msgs = burst_messages(300, 2, spacing_s=14, t0=recent(2.0))
+    payloads = [envelope(m, keys) for m in msgs]
+    broker = memory_broker("ahead")
+    for p in payloads:
+        broker.publish("snews-observations", p)
+    srv = _server(keys, tmp_path, "ahead", now, parallel_min_batch=50)
+    assert srv.start_workers(wait=True)
+    events, failed = [], []
+    prepare, process = srv.prepare_batch, srv.process_batch
+
+    inside = []
+
+    def prepare_spy(batch):
+        if not inside:  # run() handing a batch to the worker (not process_batch validating a retried one)
+            events.append("prepare")
+        return prepare(batch)
+
+    def process_spy(batch, prepared=None):
+        if len(events) > 6 and not failed:  # one batch fails once, after its worker results were consumed
+            failed.append(prepared is not None)
+            for _ in range(10):  # part of its worker results consumed, as by a failure mid-batch
+                next(prepared[1])
+            raise OSError("disk full (simulated)")
+        inside.append(1)
+        try:
+            out = process(batch, prepared)
+        finally:
+            inside.pop()
+        events.append("done")
+        return out
+
+    monkeypatch.setattr(srv, "prepare_batch", prepare_spy)
+    monkeypatch.setattr(srv, "process_batch", process_spy)
+    stop = threading.Event()
+    th = threading.Thread(target=srv.run, args=(stop,), kwargs={"poll_s": 0.05, "batch": 100}, daemon=True)
+    th.start()
+    try:
+        deadline = time.monotonic() + 60
+        while srv.stats["accepted"] < len(msgs) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        th.join(20)
+    outstanding = max(events[:k + 1].count("prepare") - events[:k + 1].count("done") for k in range(len(events)))
+    assert outstanding >= 2, events
+    assert failed == [True]
+    assert srv.stats["accepted"] == len(msgs) and srv.stats["duplicates"] == 0 and srv.stats["rejected"] == 0
+    assert sorted(r[0] for r in srv.archive.messages()) == sorted(m.uuid for m in msgs)
+    ref = _server(keys, tmp_path, "ahead-ref", now, parallel_min_batch=0)
+    ref.process_batch(payloads)
+    key = lambda b: b["alert_id"]  # noqa: E731 - within a batch, alerts are archived in group order
+    strip = sorted(({k: v for k, v in b.items() if k != "server_time_utc"} for b in ref.archive.alerts()), key=key)
+    assert len(strip) == 300
+    got = sorted(({k: v for k, v in b.items() if k != "server_time_utc"} for b in srv.archive.alerts()), key=key)
+    assert len(got) == len(strip), (len(got), len(strip))
+    for g, s in zip(got, strip):
+        assert g == s, {k: (g.get(k), s.get(k)) for k in set(g) | set(s) if g.get(k) != s.get(k)}
+

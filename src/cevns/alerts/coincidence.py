@@ -247,8 +247,31 @@ def _uncovered(touched: list[int], lo: int, hi: int, r: int) -> tuple[int, int] 
     return (lo, hi) if lo <= hi else None
 
 
-def _diff(channel: str, before: dict, after: dict, cause: str, w: int, alive) -> list[Alert]:
+def _cause_of(touches: list[tuple[int, str]], w: int):
+    """The cause of a group's alert: the last change (in processing order) of one of its members (a touch at a
+    member's neutrino time: the member added, or the retraction that removed it), else the last change that can
+    have altered the group (a touch within 2W of its start; see CoincidenceEngine._touch).  ``touches``:
+    [(t_ns, uuid)] of a batch's changes in one channel, in processing order.  With one change per batch this is
+    that message; in a batch it does not depend on unrelated messages (the batch's last message was named before,
+    which made cause_uuid and alert_id depend on where the broker split the batches)."""
+    last_at = {t: i for i, (t, _) in enumerate(touches)}
+    order = sorted(range(len(touches)), key=lambda i: touches[i][0])
+    ts = [touches[i][0] for i in order]
+
+    def cause(g: tuple[Entry, ...]) -> str:
+        if not touches:
+            return ""
+        i = max(last_at.get(x.t_ns, -1) for x in g)
+        if i < 0:
+            lo, hi = bisect_left(ts, g[0].t_ns - 2 * w), bisect_right(ts, g[0].t_ns + 2 * w)
+            i = max(order[lo:hi]) if lo < hi else len(touches) - 1
+        return touches[i][1]
+    return cause
+
+
+def _diff(channel: str, before: dict, after: dict, touches: list[tuple[int, str]], w: int, alive) -> list[Alert]:
     """Alerts for groups (>= 2 detectors) that appeared, changed or lost members."""
+    cause = _cause_of(touches, w)
     gone = {k: g for k, g in before.items() if k not in after}
     new = {k: g for k, g in after.items() if k not in before}
 
@@ -261,7 +284,7 @@ def _diff(channel: str, before: dict, after: dict, cause: str, w: int, alive) ->
 
     def mk(state, g, prev=()):
         return Alert(state, channel, tuple(x.detector for x in g), tuple(x.uuid for x in g),
-                     tuple(UTCTime(x.t_ns).isoformat() for x in g), tuple(x.p_val for x in g), cause,
+                     tuple(UTCTime(x.t_ns).isoformat() for x in g), tuple(x.p_val for x in g), cause(g),
                      tuple(prev))
 
     alerts = []
@@ -285,7 +308,7 @@ def _diff(channel: str, before: dict, after: dict, cause: str, w: int, alive) ->
         alerts.append(Alert("RETRACTION", channel, tuple(x.detector for x in remaining),
                             tuple(x.uuid for x in remaining),
                             tuple(UTCTime(x.t_ns).isoformat() for x in remaining),
-                            tuple(x.p_val for x in remaining), cause, tuple(x.detector for x in go)))
+                            tuple(x.p_val for x in remaining), cause(go), tuple(x.detector for x in go)))
     return alerts
 
 
@@ -334,7 +357,7 @@ class CoincidenceEngine:
         if self._batch is not None:
             raise ConfigError("engine batches do not nest")
         out: list[Alert] = []
-        self._batch = {"before": {}, "affected": {}, "times": {}, "cause": None}
+        self._batch = {"before": {}, "affected": {}, "times": {}, "causes": {}}
         try:
             yield out
         finally:
@@ -342,7 +365,7 @@ class CoincidenceEngine:
         for name in sorted(b["times"]):
             ch = self.channels[name]
             after = ch.groups_near_many(b["times"][name])  # nearby touches share one pass
-            out += _diff(name, b["before"].get(name, {}), after, b["cause"], self.window_ns, ch.alive)
+            out += _diff(name, b["before"].get(name, {}), after, b["causes"][name], self.window_ns, ch.alive)
 
     def _touch(self, name: str, t: int, cause: str) -> None:
         """Before changing channel ``name`` at time t: remember the groups as they were at the batch start.
@@ -354,7 +377,7 @@ class CoincidenceEngine:
         b = self._batch
         if b is None or b.get("quiet"):
             return
-        b["cause"] = cause
+        b["causes"].setdefault(name, []).append((t, cause))
         ch = self._ch(name)
         touched = b["affected"].setdefault(name, [])  # sorted touched times
         before = b["before"].setdefault(name, {})

@@ -206,7 +206,8 @@ class Prevalidator:
                 pass
 
     def submit(self, payloads: list, keyring: dict, max_bytes: int, now: int, max_age_ns: int, skew_ns: int):
-        """Per-payload results in order: (OK, tier, text, times) | (REJECTED, code, reason) | (LOCAL,) | None (worker
+        """Hand the batch to the worker now (its chunks queue behind any earlier batch's) and return an iterator of
+        per-payload results in order: (OK, tier, text, times) | (REJECTED, code, reason) | (LOCAL,) | None (worker
         failed: validate in process)."""
         items = [bytes(p) if isinstance(p, (bytes, bytearray)) else None for p in payloads]
         futs = []
@@ -218,6 +219,9 @@ class Prevalidator:
                                                   skew_ns))
         except Exception as exc:  # noqa: BLE001 - broken pool at submit time
             self._fail(f"{type(exc).__name__}: {exc}")
+        return self._results(futs, len(items))
+
+    def _results(self, futs: list, n: int):
         done = 0
         for f in futs:
             if self._pool is None:  # failed on an earlier chunk
@@ -231,7 +235,7 @@ class Prevalidator:
             done += len(res)
         for f in futs:
             f.cancel()
-        for _ in range(len(items) - done):
+        for _ in range(n - done):
             yield None
 
     def close(self, timeout: float = 3.0) -> None:

@@ -435,17 +435,24 @@ class AlertServer:
                         body[name] = v
         return body
 
-    def process_batch(self, payloads: list[bytes]) -> list[Outcome]:
-        """Process payloads in one transaction, then publish new alerts. Pure w.r.t. the broker input."""
+    def prepare_batch(self, payloads: list[bytes]) -> tuple:
+        """The receipt time of a batch, and the worker's results for it (validation starts now, in the worker
+        process; None: the batch is small or there is no worker, so it is validated in process)."""
         now = self.clock()
-        outs = []
-        self._online_cache = (None, set(), "")  # heartbeats of this batch count (even under a frozen test clock)
-        pres = None
         if self._auto_workers and self.prevalidator is None and len(payloads) >= self.parallel_min_batch:
             self.start_workers()  # in the background: this batch is validated in process
         pv = self.prevalidator
         if pv is not None and len(payloads) >= self.parallel_min_batch and pv.ready:
-            pres = pv.submit(payloads, self.keyring, self.max_bytes, now, self.max_age_ns, self.skew_ns)
+            return now, pv.submit(payloads, self.keyring, self.max_bytes, now, self.max_age_ns, self.skew_ns)
+        return now, None
+
+    def process_batch(self, payloads: list[bytes], prepared: tuple | None = None) -> list[Outcome]:
+        """Process payloads in one transaction, then publish new alerts. Pure w.r.t. the broker input.
+        ``prepared``: prepare_batch(payloads), made earlier (run() hands the next batch to the worker while it
+        applies this one)."""
+        now, pres = self.prepare_batch(payloads) if prepared is None else prepared
+        outs = []
+        self._online_cache = (None, set(), "")  # heartbeats of this batch count (even under a frozen test clock)
         self.archive.begin()
         try:
             with self.engine.batch() as eng_alerts:
@@ -607,16 +614,28 @@ class AlertServer:
             self.t.warm_up()  # the first alert must not wait for the producer to connect
         except TransportError as exc:
             log.warning("alert producer not ready yet: %s", exc)
+        ahead = None  # (records, prepare_batch of them): polled and with the worker, applied after the current batch
         try:
             while not stop.is_set():
                 try:
                     if sub is None:
+                        ahead = None  # not acknowledged: the new subscription delivers it again
                         sub = self.t.subscribe(self.obs_topic, group=group, from_beginning=True)
                         backoff = 0.2
                         self.ready.set()
-                    recs = sub.poll(poll_s, batch)
+                    if ahead is None:
+                        recs = sub.poll(poll_s, batch)
+                        prep = self.prepare_batch([r.payload for r in recs]) if recs else None
+                    else:
+                        (recs, prep), ahead = ahead, None
                     if recs:
-                        self._process_until_done(recs, stop)
+                        if prep[1] is not None:
+                            # a flood: what the consumer already holds goes to the worker now, so that it is
+                            # validated while this batch is applied and committed (the worker idled there)
+                            nxt = sub.poll(0, batch)
+                            if nxt:
+                                ahead = (nxt, self.prepare_batch([r.payload for r in nxt]))
+                        self._process_until_done(recs, stop, prep)
                         sub.ack(recs)
                     if time.monotonic() - last_house > 1.0:
                         self.housekeeping()
@@ -626,6 +645,7 @@ class AlertServer:
                         self._mark_published()
                 except TransportError as exc:
                     log.warning("transport error: %s; retrying in %.1f s", exc, backoff)
+                    ahead = None
                     if sub is not None:
                         try:
                             sub.close()
@@ -646,15 +666,16 @@ class AlertServer:
                 if sub is not None:
                     sub.close()
 
-    def _process_until_done(self, recs, stop: threading.Event) -> None:
+    def _process_until_done(self, recs, stop: threading.Event, prepared: tuple | None = None) -> None:
         """A batch that fails as a whole (archive unavailable, ...) is retried, never acknowledged unprocessed."""
         wait = 0.5
         while True:
             try:
-                self.process_batch([r.payload for r in recs])
+                self.process_batch([r.payload for r in recs], prepared)
                 return
             except Exception as exc:  # noqa: BLE001
                 log.error("batch of %d failed (%s: %s); retrying in %.1f s", len(recs), type(exc).__name__, exc, wait)
+                prepared = None  # its worker results were (partly) consumed: the retry validates afresh
                 if stop.wait(wait):
                     raise TransportError("stopped while retrying a failed batch") from exc
                 wait = min(2 * wait, 10.0)
