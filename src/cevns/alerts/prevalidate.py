@@ -252,10 +252,9 @@ class Prevalidator:
         if manager is not None:
             manager.join(timeout)
         for p in procs:
-            if p.exitcode is None and (manager is None or manager.is_alive()):
-                if manager is None:
-                    p.join(timeout)
-                if p.exitcode is None:
-                    log.warning("validation worker did not exit within %.0f s; killed", timeout)
-                    p.kill()
-                    p.join(1.0)
+            if manager is None or not manager.is_alive():  # nobody else joins it now: safe to wait here
+                p.join(timeout if manager is None else 0.1)
+            if p.exitcode is None:  # still running (a manager still alive after the timeout is stuck with it)
+                log.warning("validation worker did not exit within %.0f s; killed", timeout)
+                p.kill()
+                p.join(1.0)
