@@ -182,9 +182,9 @@ def test_run_validates_the_next_batch_while_it_applies_this_one(keys, tmp_path, 
     import cevns.alerts.server as server_mod
 
     monkeypatch.setattr(server_mod.os, "cpu_count", lambda: 2)
-    now = recent(0.0).elapsed_ns
     msgs = burst_messages(300, 2, spacing_s=14, t0=recent(2.0))
     payloads = [envelope(m, keys) for m in msgs]
+    now = recent(0.0).elapsed_ns + 60 * NS  # after the messages' sent times, however slowly they were made
     broker = memory_broker("ahead")
     for p in payloads:
         broker.publish("snews-observations", p)
