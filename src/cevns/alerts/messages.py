@@ -340,6 +340,11 @@ def _depth(obj, limit: int, d: int = 0) -> None:
             _depth(v, limit, d + 1)
 
 
+# one decoder for every strict parse (json.loads with keyword hooks builds a new decoder and scanner per call: ~3.5 µs)
+_STRICT_DECODER = json.JSONDecoder(object_pairs_hook=_reject_dupes, parse_constant=_reject_constant,
+                                   parse_float=_finite_float, parse_int=_bounded_int)
+
+
 def loads_strict(raw: bytes | str, max_bytes: int = MAX_PAYLOAD_BYTES, what: str = "payload") -> Any:
     """Decode untrusted bytes as strict JSON (never pickle, never eval)."""
     if isinstance(raw, str):
@@ -351,7 +356,7 @@ def loads_strict(raw: bytes | str, max_bytes: int = MAX_PAYLOAD_BYTES, what: str
         raise MessageRejected("empty", f"{what} is empty")
     if len(raw) > max_bytes:
         raise MessageRejected("oversized", f"{what} is {len(raw)} bytes; allowed: <= {max_bytes}")
-    if _looks_like_pickle(raw):
+    if raw[:1] != b"{" and _looks_like_pickle(raw):  # a JSON object (the normal case) is no pickle
         raise MessageRejected("pickle", f"{what} is a Python pickle; only JSON is accepted (never unpickled)")
     try:
         text = raw.decode("utf-8")
@@ -359,8 +364,7 @@ def loads_strict(raw: bytes | str, max_bytes: int = MAX_PAYLOAD_BYTES, what: str
         raise MessageRejected("not-utf8", f"{what} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
                                           "only UTF-8 JSON is accepted") from None
     try:
-        obj = json.loads(text, object_pairs_hook=_reject_dupes, parse_constant=_reject_constant,
-                         parse_float=_finite_float, parse_int=_bounded_int)
+        obj = _STRICT_DECODER.decode(text)
     except MessageRejected:
         raise
     except RecursionError:
