@@ -2,7 +2,8 @@
 
 Processing of a batch is one SQLite transaction (archive + alerts); broker offsets are acknowledged only after
 it commits, so a crash or broker outage can cause redelivery but never loss, and redelivered messages are
-recognised by uuid (exactly-once processing).  Inside the batch each message has its own savepoint: a message
+recognised by uuid (exactly-once processing).  In a flood, the next batch is polled and handed to the validation
+worker before the current one is applied; it is acknowledged only after its own transaction.  Inside the batch each message has its own savepoint: a message
 that fails *processing* (after it passed validation) is rolled back, written to the ``dead_letters`` table with
 its reason, and the server moves on; no single message can stop it.  Every refused message is logged
 (``cevns.alerts.server`` logger, WARNING) with its reason and recorded in the archive; nothing received is ever
