@@ -107,6 +107,16 @@ def test_alert_cause_is_the_groups_own_change_however_the_batches_fall():
         eng.retract(r)
         eng.add(far)
     assert [(a.state, a.cause) for a in alerts] == [("RETRACTION", r.uuid)]
+    # a group of three that loses one: the alert for the two left names the retraction, not the unrelated message
+    trio = [coincidence_message(d, t0.add_ns(7200 * NS + k * NS)) for k, d in enumerate(("SNO+", "LVD", "Super-K"))]
+    for m in trio:
+        eng.add(m)
+    r2 = retraction_message("LVD", retract_uuid=trio[1].uuid)
+    with eng.batch() as alerts:
+        eng.retract(r2)
+        eng.add(coincidence_message("DUNE", t0.add_ns(9000 * NS)))
+    assert [(a.state, a.cause) for a in alerts] == [("RETRACTION", r2.uuid)] and alerts[0].detectors == ("SNO+",
+                                                                                                       "Super-K")
 
 
 def test_retraction_removes_only_named_message():

@@ -172,13 +172,28 @@ def test_worker_close_is_quiet_and_kills_only_a_hung_worker(caplog):
     assert any("did not exit within 1 s; killed" in r.getMessage() for r in caplog.records)
 
 
+def _run_until(srv, batch: int, done, timeout: float = 60.0, settle: float = 0.0) -> None:
+    """srv.run() in a thread, polling ``batch`` records at a time, until ``done()`` (or ``timeout``); then stopped."""
+    import threading
+    import time
+
+    stop = threading.Event()
+    th = threading.Thread(target=srv.run, args=(stop,), kwargs={"poll_s": 0.05, "batch": batch}, daemon=True)
+    th.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(settle)
+    finally:
+        stop.set()
+        th.join(20)
+
+
 def test_run_validates_the_next_batch_while_it_applies_this_one(keys, tmp_path, monkeypatch):
     """In a flood, run() hands the records the consumer already holds to the worker before it applies the current
     batch (two batches outstanding); every message is archived once and the alerts are those of one in-process
     batch.  A batch that fails is retried without its (consumed) worker results, and nothing is lost."""
-    import threading
-    import time
-
     import cevns.alerts.server as server_mod
 
     monkeypatch.setattr(server_mod.os, "cpu_count", lambda: 2)
@@ -216,16 +231,7 @@ def test_run_validates_the_next_batch_while_it_applies_this_one(keys, tmp_path, 
 
     monkeypatch.setattr(srv, "prepare_batch", prepare_spy)
     monkeypatch.setattr(srv, "process_batch", process_spy)
-    stop = threading.Event()
-    th = threading.Thread(target=srv.run, args=(stop,), kwargs={"poll_s": 0.05, "batch": 100}, daemon=True)
-    th.start()
-    try:
-        deadline = time.monotonic() + 60
-        while srv.stats["accepted"] < len(msgs) and time.monotonic() < deadline:
-            time.sleep(0.02)
-    finally:
-        stop.set()
-        th.join(20)
+    _run_until(srv, 100, lambda: srv.stats["accepted"] >= len(msgs))
     outstanding = max(events[:k + 1].count("prepare") - events[:k + 1].count("done") for k in range(len(events)))
     assert outstanding >= 2, events
     assert failed == [True]
@@ -242,14 +248,10 @@ def test_run_validates_the_next_batch_while_it_applies_this_one(keys, tmp_path, 
         assert g == s, {k: (g.get(k), s.get(k)) for k in set(g) | set(s) if g.get(k) != s.get(k)}
 
 
-
 def test_lookahead_on_a_hostile_flood_equals_in_process_batches(keys, tmp_path, mixed, monkeypatch):
     """The mixed batch (hostile payloads, redeliveries, uuid reuse, held and foreign retractions, rate-limited
     heartbeats) through run() with the worker and the look-ahead, in polls of 30: the archive, rejections, dead
     letters, counters and alerts equal those of the same 30-record batches processed in process."""
-    import threading
-    import time
-
     import cevns.alerts.server as server_mod
     from cevns.alerts.transport.base import TransportError
     from cevns.errors import ConfigError
@@ -269,20 +271,8 @@ def test_lookahead_on_a_hostile_flood_equals_in_process_batches(keys, tmp_path, 
     real, real_process = srv.prepare_batch, srv.process_batch
     monkeypatch.setattr(srv, "prepare_batch", lambda b: prepared.append(len(b)) or events.append(1) or real(b))
     monkeypatch.setattr(srv, "process_batch", lambda b, p=None: (real_process(b, p), events.append(-1))[0])
-    stop = threading.Event()
-    th = threading.Thread(target=srv.run, args=(stop,), kwargs={"poll_s": 0.05, "batch": 30}, daemon=True)
-    th.start()
-
-    def done(s):
-        return sum(s.stats[k] for k in ("accepted", "duplicates", "rejected", "dead_letters"))
-    try:
-        deadline = time.monotonic() + 60
-        while done(srv) < len(sent) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.2)  # nothing more arrives
-    finally:
-        stop.set()
-        th.join(20)
+    outcomes = ("accepted", "duplicates", "rejected", "dead_letters")
+    _run_until(srv, 30, lambda: sum(srv.stats[k] for k in outcomes) >= len(sent), settle=0.2)  # then no more
     assert srv.prevalidator is None and len(prepared) == -(-len(sent) // 30), prepared
     assert max(sum(events[:k + 1]) for k in range(len(events))) >= 2, "the look-ahead never ran"
     ref = _server(keys, tmp_path, "ahead-hostile-ref", now, parallel_min_batch=0)

@@ -255,16 +255,14 @@ def _cause_of(touches: list[tuple[int, str]], w: int):
     that message; in a batch it does not depend on unrelated messages (the batch's last message was named before,
     which made cause_uuid and alert_id depend on where the broker split the batches)."""
     last_at = {t: i for i, (t, _) in enumerate(touches)}
-    order = sorted(range(len(touches)), key=lambda i: touches[i][0])
-    ts = [touches[i][0] for i in order]
 
     def cause(g: tuple[Entry, ...]) -> str:
         if not touches:
             return ""
         i = max(last_at.get(x.t_ns, -1) for x in g)
-        if i < 0:
-            lo, hi = bisect_left(ts, g[0].t_ns - 2 * w), bisect_right(ts, g[0].t_ns + 2 * w)
-            i = max(order[lo:hi]) if lo < hi else len(touches) - 1
+        if i < 0:  # a group changed by losing a member (retraction, supersession): the last touch near its start
+            near = [k for k, (t, _) in enumerate(touches) if abs(t - g[0].t_ns) <= 2 * w]
+            i = near[-1] if near else len(touches) - 1
         return touches[i][1]
     return cause
 

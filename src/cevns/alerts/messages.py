@@ -294,6 +294,8 @@ def _fill_defaults(tier: str, data: dict) -> dict:
 
 # ------------------------------------------------------------------------------------------------ parsing
 def _looks_like_pickle(raw: bytes) -> bool:
+    if raw[:1] == b"{":  # a JSON object, the normal case: no pickle starts so
+        return False
     if raw[:1] == b"\x80" and raw[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         return True
     head = raw[:64]
@@ -356,7 +358,7 @@ def loads_strict(raw: bytes | str, max_bytes: int = MAX_PAYLOAD_BYTES, what: str
         raise MessageRejected("empty", f"{what} is empty")
     if len(raw) > max_bytes:
         raise MessageRejected("oversized", f"{what} is {len(raw)} bytes; allowed: <= {max_bytes}")
-    if raw[:1] != b"{" and _looks_like_pickle(raw):  # a JSON object (the normal case) is no pickle
+    if _looks_like_pickle(raw):
         raise MessageRejected("pickle", f"{what} is a Python pickle; only JSON is accepted (never unpickled)")
     try:
         text = raw.decode("utf-8")

@@ -440,9 +440,7 @@ class AlertServer:
         """The receipt time of a batch, and the worker's results for it (validation starts now, in the worker
         process; None: the batch is small or there is no worker, so it is validated in process)."""
         now = self.clock()
-        if self._auto_workers and self.prevalidator is None and len(payloads) >= self.parallel_min_batch:
-            self.start_workers()  # in the background: this batch is validated in process
-        pv = self.prevalidator
+        pv = self.prevalidator  # run() starts it with the server; until it is ready, batches are validated here
         if pv is not None and len(payloads) >= self.parallel_min_batch and pv.ready:
             return now, pv.submit(payloads, self.keyring, self.max_bytes, now, self.max_age_ns, self.skew_ns)
         return now, None
@@ -615,7 +613,7 @@ class AlertServer:
             self.t.warm_up()  # the first alert must not wait for the producer to connect
         except TransportError as exc:
             log.warning("alert producer not ready yet: %s", exc)
-        ahead = None  # (records, prepare_batch of them): polled and with the worker, applied after the current batch
+        ahead = None  # (records, payloads, prepare_batch of them): with the worker, applied after the current batch
         try:
             while not stop.is_set():
                 try:
@@ -626,17 +624,19 @@ class AlertServer:
                         self.ready.set()
                     if ahead is None:
                         recs = sub.poll(poll_s, batch)
-                        prep = self.prepare_batch([r.payload for r in recs]) if recs else None
+                        payloads = [r.payload for r in recs]
+                        prep = self.prepare_batch(payloads) if recs else None
                     else:
-                        (recs, prep), ahead = ahead, None
+                        (recs, payloads, prep), ahead = ahead, None
                     if recs:
                         if prep[1] is not None:
                             # a flood: what the consumer already holds goes to the worker now, so that it is
                             # validated while this batch is applied and committed (the worker idled there)
                             nxt = sub.poll(0, batch)
                             if nxt:
-                                ahead = (nxt, self.prepare_batch([r.payload for r in nxt]))
-                        self._process_until_done(recs, stop, prep)
+                                nxt_payloads = [r.payload for r in nxt]
+                                ahead = (nxt, nxt_payloads, self.prepare_batch(nxt_payloads))
+                        self._process_until_done(payloads, stop, prep)
                         sub.ack(recs)
                     if time.monotonic() - last_house > 1.0:
                         self.housekeeping()
@@ -667,15 +667,16 @@ class AlertServer:
                 if sub is not None:
                     sub.close()
 
-    def _process_until_done(self, recs, stop: threading.Event, prepared: tuple | None = None) -> None:
+    def _process_until_done(self, payloads: list, stop: threading.Event, prepared: tuple | None = None) -> None:
         """A batch that fails as a whole (archive unavailable, ...) is retried, never acknowledged unprocessed."""
         wait = 0.5
         while True:
             try:
-                self.process_batch([r.payload for r in recs], prepared)
+                self.process_batch(payloads, prepared)
                 return
             except Exception as exc:  # noqa: BLE001
-                log.error("batch of %d failed (%s: %s); retrying in %.1f s", len(recs), type(exc).__name__, exc, wait)
+                log.error("batch of %d failed (%s: %s); retrying in %.1f s", len(payloads), type(exc).__name__, exc,
+                          wait)
                 prepared = None  # its worker results were (partly) consumed: the retry validates afresh
                 if stop.wait(wait):
                     raise TransportError("stopped while retrying a failed batch") from exc

@@ -534,6 +534,7 @@ def _profile_grid(model, mesh, shape, fixed, n_iter, progress, scheduler, block_
     """χ² and ν̂ on a full grid, block by block."""
     spans = plan_blocks(shape, block_points)
     blocks = [_block_arrays({k: v[a:b] for k, v in mesh.items()}) for a, b in spans]
+    per_row = int(np.prod(shape[1:]))
 
     def assemble(results):
         """χ² (+inf where a block is not done) and ν̂ on the grid: blocks are consecutive runs of the grid's C order."""
@@ -547,7 +548,6 @@ def _profile_grid(model, mesh, shape, fixed, n_iter, progress, scheduler, block_
             a += n
         return chi.reshape(shape), nuh.reshape(shape + (m,))
 
-    per_row = int(np.prod(shape[1:]))
     results = run_blocks(model, blocks, fixed, n_iter, progress, scheduler, desc,
                          on_last=None if on_last is None else lambda out: on_last(*assemble(out)))
     return assemble(results)
