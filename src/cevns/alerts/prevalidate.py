@@ -98,9 +98,18 @@ def message_from(tier: str, text: str, times: dict[str, int]) -> Message:
 
 
 def _init_worker() -> None:
-    """Ctrl-C at a terminal reaches the whole process group: the server decides when its worker stops."""
+    """Ctrl-C at a terminal reaches the whole process group: the server decides when its worker stops.  A server
+    that dies without stopping it (SIGKILL, out of memory) must not leave it behind: the worker holds both ends of
+    its task queue's pipe, so it would wait for work forever; it exits when its parent's sentinel closes."""
+    import os
     import signal
+    from multiprocessing.connection import wait
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=lambda: (wait([parent.sentinel]), os._exit(0)), name="parent-watch",
+                         daemon=True).start()
 
 
 def _warm() -> int:
