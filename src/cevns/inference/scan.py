@@ -513,8 +513,9 @@ def _lowest(chi: np.ndarray, k: int = 3) -> list[tuple]:
     """Index tuples of the ``k`` lowest values of ``chi``, lowest first (a stable sort: ties in grid order, the
     first of them the grid minimum that ``argmin`` finds)."""
     flat = chi.ravel()
-    idx = np.arange(flat.size)
-    if flat.size > k:  # the k lowest without sorting the grid: below the k-th value, then its first ties
+    if flat.size <= k:
+        idx = np.arange(flat.size)
+    else:  # the k lowest without sorting the grid: below the k-th value, then its first ties
         v = np.partition(flat, k - 1)[k - 1]
         below = np.flatnonzero(flat < v)
         idx = np.concatenate([below, np.flatnonzero(flat == v)[:k - below.size]])
